@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine:
+#   make run   - create .venv if missing, install the app, start it
+#   make test  - create .venv if missing, install with test extras, run the whole suite
+# Both are idempotent: the install step re-runs only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: run test lint bench clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,interop]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(PY) main.py
+
+test: $(VENV)/.installed-test
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check inspector tests benchmarks scripts main.py
+
+bench: $(VENV)/.installed-run
+	$(PY) benchmarks/train_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

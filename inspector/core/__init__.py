@@ -1,0 +1,1 @@
+"""Pure computation on torch and numpy. Never imports Qt or pyqtgraph (tests enforce it)."""
