@@ -71,7 +71,8 @@ class ViTConfig:
             problems.append(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.pos_encoding not in POS_ENCODINGS:
-            problems.append(f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
+            problems.append(
+                f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
         if self.activation not in ACTIVATIONS:
             problems.append(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.mlp_ratio <= 0:

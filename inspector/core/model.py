@@ -61,7 +61,9 @@ class Attention(nn.Module):
         self.scale = self.head_dim**-0.5
         self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=cfg.qkv_bias)
         self.attn_drop = nn.Dropout(cfg.attn_dropout)
-        self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.attn_out_proj else nn.Identity()
+        # The paper's model has no output projection after attention; library ViTs do.
+        self.proj = (nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.attn_out_proj
+                     else nn.Identity())
         self.proj_drop = nn.Dropout(cfg.dropout)
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,0 +1,31 @@
+"""The one architectural rule: inspector.core never imports Qt or pyqtgraph."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import inspector.core
+
+
+def test_core_never_imports_qt_or_pyqtgraph():
+    modules = [m.name for m in pkgutil.walk_packages(inspector.core.__path__, "inspector.core.")]
+    assert len(modules) > 5
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'PyQt5', 'PyQt6', 'shiboken6'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"Qt modules loaded by inspector.core: {out.stdout}"
+
+
+def test_cli_imports_without_qt():
+    code = ("import sys, inspector.cli\n"
+            "inspector.cli.build_parser()\n"
+            "print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
