@@ -1,0 +1,365 @@
+"""Capture once: one forward pass records logits and every layer's attention.
+
+Every saliency map (see :mod:`inspector.core.saliency`) is a pure function of a :class:`Capture`,
+so moving a slider (method, fusion, discard ratio, layer, head, query token) never re-runs the
+model. The only model call after the capture is the gradient of a class score with respect to the
+attention, ``dy_c/dA``, which gradient methods need; it is computed on demand with one extra
+forward + backward pass and cached per class.
+
+Models are reached through a small adapter interface, :class:`AttentionModel`, so that other
+families (timm, torchvision, Hugging Face) can be plugged in by writing an adapter; our own
+:class:`~inspector.core.model.VisionTransformer` is wrapped by :class:`ViTAdapter`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from .model import ModelOutput, VisionTransformer
+
+__all__ = [
+    "AttentionModel",
+    "Capture",
+    "CaptureError",
+    "ViTAdapter",
+    "capture",
+    "capture_batch",
+    "compute_gradients",
+]
+
+
+class CaptureError(ValueError):
+    """Bad input to a capture (wrong tensor shape, class index out of range, bad adapter)."""
+
+
+@runtime_checkable
+class AttentionModel(Protocol):
+    """What the capture needs from a model.
+
+    Required:
+        forward_with_attention(x): ``x`` ``(B, C, H, W)`` -> ``ModelOutput(logits (B, K),
+            attentions)`` where ``attentions`` is a list, one per layer, of ``(B, heads, T, T)``
+            attention probabilities (rows sum to 1) that stay in the autograd graph.
+        num_prefix_tokens: tokens before the patch tokens (1 for the class token, 2 with a
+            distillation token). Token 0 must be the class token.
+        grid_size: ``(rows, cols)`` of the patch grid; patches are in row-major order.
+
+    Optional (read with ``getattr``, defaults in brackets):
+        residual [True]: whether blocks have residual connections; rollout's ``residual="auto"``
+            adds the identity only when this is true.
+        outputs_probabilities [False]: the model's output is already a softmax (the authors'
+            "double softmax" models); then probabilities are not softmaxed again.
+        device [device of the input]: where inputs must be moved before the forward pass.
+    """
+
+    num_prefix_tokens: int
+    grid_size: tuple[int, int]
+
+    def forward_with_attention(self, x: torch.Tensor) -> ModelOutput: ...
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Run in eval mode (no dropout) and restore the caller's mode afterwards, so that a
+    capture taken during training does not switch the trainer's model out of train mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+class ViTAdapter:
+    """Adapter for our :class:`~inspector.core.model.VisionTransformer`.
+
+    The forward pass always runs in eval mode (dropout off, so the gradient pass sees the same
+    attention as the capture); the model's own mode is restored afterwards.
+    """
+
+    def __init__(self, model: VisionTransformer) -> None:
+        if not isinstance(model, VisionTransformer):
+            raise CaptureError(
+                f"ViTAdapter wraps an inspector VisionTransformer, got {type(model).__name__}")
+        self.model = model
+        cfg = model.cfg
+        self.num_prefix_tokens: int = cfg.num_prefix_tokens
+        self.grid_size: tuple[int, int] = (cfg.grid_size, cfg.grid_size)
+        self.residual: bool = cfg.residual
+        self.outputs_probabilities: bool = cfg.output_softmax
+        self.num_classes: int = cfg.num_classes
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def forward_with_attention(self, x: torch.Tensor) -> ModelOutput:
+        with _eval_mode(self.model):
+            return self.model.forward_with_attention(x)
+
+
+def as_adapter(model: AttentionModel | VisionTransformer) -> AttentionModel:
+    """Wrap a bare :class:`VisionTransformer` in :class:`ViTAdapter`; pass adapters through."""
+    if isinstance(model, VisionTransformer):
+        return ViTAdapter(model)
+    for name in ("forward_with_attention", "num_prefix_tokens", "grid_size"):
+        if not hasattr(model, name):
+            raise CaptureError(f"{type(model).__name__} is not an AttentionModel: no {name!r}")
+    return model
+
+
+@dataclass(eq=False)
+class Capture:
+    """One image's forward pass: logits, probabilities and all attention, on the CPU.
+
+    Attributes:
+        logits: ``(K,)`` float32, the model's output (pre-softmax unless the model outputs
+            probabilities).
+        probabilities: ``(K,)`` float32, softmax of the logits.
+        attentions: ``(L, heads, T, T)`` float32, every layer's attention probabilities.
+        predicted_class: argmax of the logits.
+        num_prefix_tokens: tokens before the patch tokens (class token first).
+        grid_size: ``(rows, cols)`` of the patch grid.
+        residual: whether the model has residual connections (rollout's "auto").
+    """
+
+    logits: torch.Tensor
+    probabilities: torch.Tensor
+    attentions: torch.Tensor
+    predicted_class: int
+    num_prefix_tokens: int
+    grid_size: tuple[int, int]
+    residual: bool
+    # Kept so that gradients can be computed later without the caller's help.
+    adapter: AttentionModel = field(repr=False)
+    input: torch.Tensor = field(repr=False)  # (1, C, H, W) on the model's device
+    _gradients: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def num_layers(self) -> int:
+        return self.attentions.shape[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.attentions.shape[1]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.attentions.shape[-1]
+
+    @property
+    def num_classes(self) -> int:
+        return self.logits.shape[0]
+
+    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """Memoise a value derived from this capture (e.g. head-fused attention) under ``key``.
+
+        Used by :func:`~inspector.core.saliency.compute_map` so that moving a slider recomputes
+        only what depends on it. Values must be treated as read-only.
+        """
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def top_k(self, k: int = 5) -> list[tuple[int, float]]:
+        """The ``k`` most probable classes as ``(class_index, probability)``, best first."""
+        k = max(0, min(int(k), self.num_classes))
+        probs, idx = self.probabilities.topk(k)
+        return [(int(i), float(p)) for i, p in zip(idx, probs, strict=True)]
+
+    def resolve_class(self, class_index: int | None) -> int:
+        """``None`` -> the predicted class; otherwise check the range and return it."""
+        if class_index is None:
+            return self.predicted_class
+        c = int(class_index)
+        if not 0 <= c < self.num_classes:
+            raise CaptureError(
+                f"class index {class_index} is out of range for a model with "
+                f"{self.num_classes} classes (valid: 0..{self.num_classes - 1})")
+        return c
+
+    def has_gradients(self, class_index: int | None = None) -> bool:
+        return self.resolve_class(class_index) in self._gradients
+
+    def gradients(self, class_index: int | None = None) -> torch.Tensor:
+        """``dy_c/dA`` for every layer, ``(L, heads, T, T)`` float32 on the CPU.
+
+        ``y_c`` is the class score the model outputs (the logit, pre-softmax, for ordinary
+        models). Computed with one forward + backward pass the first time a class is asked
+        for, then served from a per-class cache.
+
+        Args:
+            class_index: target class; ``None`` means the predicted class.
+        """
+        c = self.resolve_class(class_index)
+        if c not in self._gradients:
+            grads = _attention_gradients(self.adapter, self.input, [c])
+            self._gradients[c] = grads[0]
+        return self._gradients[c]
+
+
+def _check_input(x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise CaptureError(f"input must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.ndim != 4:
+        raise CaptureError(f"input must be (C, H, W) or (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise CaptureError("input batch is empty")
+    if not x.is_floating_point():
+        raise CaptureError(
+            f"input must be a preprocessed float tensor, got dtype {x.dtype} (convert uint8 "
+            "images with the model's preprocessing first)")
+    return x
+
+
+def _device(adapter: AttentionModel, x: torch.Tensor, device: torch.device | str | None):
+    if device is not None:
+        return torch.device(device)
+    adapter_device = getattr(adapter, "device", None)
+    return x.device if adapter_device is None else adapter_device
+
+
+def _check_output(adapter: AttentionModel, out: ModelOutput, batch: int) -> None:
+    logits, attns = out.logits, out.attentions
+    if logits.ndim != 2 or logits.shape[0] != batch:
+        raise CaptureError(f"adapter returned logits of shape {tuple(logits.shape)}, "
+                           f"expected ({batch}, num_classes)")
+    if len(attns) == 0:
+        raise CaptureError("adapter returned no attention layers")
+    rows, cols = adapter.grid_size
+    T = adapter.num_prefix_tokens + rows * cols
+    for i, a in enumerate(attns):
+        if a.ndim != 4 or a.shape[0] != batch or a.shape[-2:] != (T, T):
+            raise CaptureError(
+                f"attention of layer {i} has shape {tuple(a.shape)}, expected ({batch}, heads, "
+                f"{T}, {T}) for a {rows}x{cols} grid with {adapter.num_prefix_tokens} prefix "
+                "token(s)")
+
+
+def capture_batch(
+    model: AttentionModel | VisionTransformer,
+    x: torch.Tensor,
+    *,
+    device: torch.device | str | None = None,
+) -> list[Capture]:
+    """One forward pass over a batch; one :class:`Capture` per image.
+
+    Args:
+        model: an :class:`AttentionModel` adapter or a bare ``VisionTransformer``.
+        x: preprocessed images ``(B, C, H, W)`` (or one ``(C, H, W)``).
+        device: where to run; default the adapter's device, else the input's.
+
+    Returns:
+        ``B`` captures; their tensors are CPU float32, each image's attention ``(L, h, T, T)``.
+    """
+    adapter = as_adapter(model)
+    x = _check_input(x).to(_device(adapter, x, device))
+    with torch.no_grad():
+        out = adapter.forward_with_attention(x)
+    _check_output(adapter, out, x.shape[0])
+    logits = out.logits.detach().float().cpu()  # (B, K)
+    if getattr(adapter, "outputs_probabilities", False):
+        probs = logits.clone()
+    else:
+        probs = logits.softmax(dim=-1)
+    attn = torch.stack([a.detach().float().cpu() for a in out.attentions], dim=1)  # (B,L,h,T,T)
+    residual = bool(getattr(adapter, "residual", True))
+    rows, cols = adapter.grid_size
+    return [
+        Capture(
+            logits=logits[i].clone(),
+            probabilities=probs[i].clone(),
+            attentions=attn[i].clone(),  # clone: do not keep the whole batch alive per image
+            predicted_class=int(logits[i].argmax()),
+            num_prefix_tokens=int(adapter.num_prefix_tokens),
+            grid_size=(int(rows), int(cols)),
+            residual=residual,
+            adapter=adapter,
+            input=x[i : i + 1].detach(),
+        )
+        for i in range(x.shape[0])
+    ]
+
+
+def capture(
+    model: AttentionModel | VisionTransformer,
+    x: torch.Tensor,
+    *,
+    device: torch.device | str | None = None,
+) -> Capture:
+    """Capture one image ``(1, C, H, W)`` or ``(C, H, W)``; see :func:`capture_batch`."""
+    x = _check_input(x)
+    if x.shape[0] != 1:
+        raise CaptureError(
+            f"capture() takes one image, got a batch of {x.shape[0]}; use capture_batch()")
+    return capture_batch(model, x, device=device)[0]
+
+
+def _attention_gradients(
+    adapter: AttentionModel, x: torch.Tensor, classes: Sequence[int]
+) -> list[torch.Tensor]:
+    """``d y_{c_i} / d A`` per image of a batch, each ``(L, heads, T, T)`` CPU float32.
+
+    Images in a batch do not interact (LayerNorm is per token, no batch norm), so the gradient
+    of ``sum_i y_i[c_i]`` with respect to image i's attention is image i's own gradient.
+    """
+    # The input requires grad so the attentions are in the graph even when the model's
+    # parameters are frozen.
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = adapter.forward_with_attention(x)
+        idx = torch.as_tensor(list(classes), device=out.logits.device)
+        score = out.logits.gather(1, idx[:, None]).sum()
+        grads = torch.autograd.grad(score, out.attentions, allow_unused=True)
+    layers = [
+        torch.zeros_like(a) if g is None else g
+        for a, g in zip(out.attentions, grads, strict=True)
+    ]
+    stacked = torch.stack([g.detach().float().cpu() for g in layers], dim=1)  # (B,L,h,T,T)
+    return [stacked[i].clone() for i in range(stacked.shape[0])]
+
+
+def compute_gradients(
+    captures: Sequence[Capture], class_indices: Sequence[int | None] | None = None,
+    *, batch_size: int = 64,
+) -> list[torch.Tensor]:
+    """Fill the gradient caches of many captures with batched backward passes.
+
+    For dataset-level work: one forward + backward per ``batch_size`` images instead of one per
+    image. Captures that already hold the gradient for their class are skipped. All captures in
+    one call must share the same adapter.
+
+    Args:
+        captures: captures from :func:`capture_batch`.
+        class_indices: target class per capture (``None`` entries = predicted class); default
+            the predicted classes.
+        batch_size: images per backward pass.
+
+    Returns:
+        Each capture's gradient ``(L, heads, T, T)``, in order.
+    """
+    if class_indices is None:
+        class_indices = [None] * len(captures)
+    if len(class_indices) != len(captures):
+        raise CaptureError(f"got {len(class_indices)} class indices for {len(captures)} captures")
+    classes = [c.resolve_class(k) for c, k in zip(captures, class_indices, strict=True)]
+    todo = [i for i, (cap, k) in enumerate(zip(captures, classes, strict=True))
+            if k not in cap._gradients]
+    if todo and any(captures[i].adapter is not captures[todo[0]].adapter for i in todo):
+        raise CaptureError("compute_gradients needs captures taken with the same adapter")
+    for start in range(0, len(todo), max(1, batch_size)):
+        chunk = todo[start : start + max(1, batch_size)]
+        x = torch.cat([captures[i].input for i in chunk], dim=0)
+        grads = _attention_gradients(captures[chunk[0]].adapter, x, [classes[i] for i in chunk])
+        for i, g in zip(chunk, grads, strict=True):
+            captures[i]._gradients[classes[i]] = g
+    return [cap._gradients[k] for cap, k in zip(captures, classes, strict=True)]

@@ -1,0 +1,257 @@
+"""From a patch-grid saliency map to pixels: upsampling, smoothing, normalisation, colour.
+
+Everything is numpy float32 (maps) or uint8 (images), with no Qt and no matplotlib: the
+colormap tables live in :mod:`inspector.core.colormap_data` (viridis, inferno, magma, plasma)
+or are formulas (jet, gray).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from .colormap_data import HEX_TABLES
+
+__all__ = [
+    "COLORMAPS",
+    "SMOOTHINGS",
+    "PostprocessError",
+    "colorize",
+    "disk_footprint",
+    "image_map",
+    "normalise",
+    "overlay",
+    "paper_smoothing",
+    "upsample",
+]
+
+SMOOTHINGS: tuple[str, ...] = ("none", "paper")
+
+
+class PostprocessError(ValueError):
+    """Bad input to post-processing (wrong shape, unknown colormap, non-finite map...)."""
+
+
+def _size(size: int | tuple[int, int]) -> tuple[int, int]:
+    h, w = (size, size) if isinstance(size, int | np.integer) else (int(size[0]), int(size[1]))
+    if h < 1 or w < 1:
+        raise PostprocessError(f"size must be positive, got {size}")
+    return int(h), int(w)
+
+
+def _as_map(m: Any, name: str = "map") -> np.ndarray:
+    if isinstance(m, torch.Tensor):
+        m = m.detach().cpu().numpy()
+    a = np.asarray(m, dtype=np.float32)
+    if a.ndim != 2 or 0 in a.shape:
+        raise PostprocessError(f"{name} must be a 2-D (rows, cols) array, got shape {a.shape}")
+    return a
+
+
+def upsample(saliency: Any, size: int | tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of a ``(gh, gw)`` map to ``size`` = ``(H, W)`` (or one int).
+
+    ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``: pixel centres
+    are aligned (half-pixel convention), as PIL and OpenCV resize do.
+
+    Returns:
+        ``(H, W)`` float32.
+    """
+    a = _as_map(saliency)
+    h, w = _size(size)
+    if a.shape == (h, w):
+        return a.copy()
+    t = torch.from_numpy(np.ascontiguousarray(a))[None, None]  # (1, 1, gh, gw)
+    out = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+    return out[0, 0].numpy().astype(np.float32, copy=False)
+
+
+def disk_footprint(radius: int) -> np.ndarray:
+    """A disk structuring element of the given radius: ``(2r+1, 2r+1)`` bool with
+    ``x^2 + y^2 <= r^2`` (the convention of ``skimage.morphology.disk``)."""
+    r = int(radius)
+    if r < 0:
+        raise PostprocessError(f"radius must be >= 0, got {radius}")
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return (xx * xx + yy * yy) <= r * r
+
+
+def paper_smoothing(
+    map_grid: Any, image_size: int | tuple[int, int], patch_size: int
+) -> np.ndarray:
+    """Seed 003's smoothing (Calderaro et al. 2023, section 3): bilinear upsampling of the
+    ``(H/P, W/P)`` map to ``H x W``, then a median filter "with a structural element of radius
+    P/2", then a Gaussian blur with ``sigma = P/4``.
+
+    The structural element is read as a disk of radius ``r = P // 2`` pixels, i.e. a
+    ``(P+1) x (P+1)`` window (for even P) restricted to ``x^2 + y^2 <= r^2``. Borders use
+    scipy's default ``reflect`` mode. Cost: ~10 ms at 64x64 (P = 8), ~0.4 s at 224x224
+    (P = 16) on a 2-core CPU; the median filter dominates.
+
+    Args:
+        map_grid: ``(gh, gw)`` patch-grid map.
+        image_size: ``H`` (square) or ``(H, W)``.
+        patch_size: ``P`` in pixels.
+
+    Returns:
+        ``(H, W)`` float32 (not normalised).
+    """
+    p = int(patch_size)
+    if p < 1:
+        raise PostprocessError(f"patch_size must be positive, got {patch_size}")
+    up = upsample(map_grid, image_size)
+    med = ndimage.median_filter(up, footprint=disk_footprint(p // 2))
+    return ndimage.gaussian_filter(med, sigma=p / 4.0).astype(np.float32, copy=False)
+
+
+def normalise(saliency: Any) -> np.ndarray:
+    """Min-max scaling to [0, 1]: ``(m - min) / (max - min)``; a constant map gives zeros.
+
+    Raises:
+        PostprocessError: the map holds NaN or infinity.
+    """
+    a = np.asarray(saliency.detach().cpu().numpy() if isinstance(saliency, torch.Tensor)
+                   else saliency, dtype=np.float32)
+    if a.size == 0:
+        return a.copy()
+    if not np.all(np.isfinite(a)):
+        raise PostprocessError("cannot normalise a map that holds NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    span = hi - lo
+    if not span > 0:
+        return np.zeros_like(a)
+    out = (a - np.float32(lo)) / np.float32(span)
+    # Rounding can overshoot by one ulp; the contract is [0, 1].
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def image_map(
+    map_grid: Any,
+    image_size: int | tuple[int, int],
+    *,
+    smoothing: str = "none",
+    patch_size: int | None = None,
+    normalised: bool = True,
+) -> np.ndarray:
+    """Patch-grid map to an image-sized map, as SMM, the overlay and exports use it.
+
+    ``smoothing="none"``: bilinear upsampling; ``"paper"``: :func:`paper_smoothing` (needs
+    ``patch_size``; default ``H // gh``). Then min-max normalisation to [0, 1] if asked.
+
+    Returns:
+        ``(H, W)`` float32.
+    """
+    if smoothing not in SMOOTHINGS:
+        raise PostprocessError(
+            f"unknown smoothing {smoothing!r}; choose from: {', '.join(SMOOTHINGS)}")
+    grid = _as_map(map_grid)
+    h, w = _size(image_size)
+    if smoothing == "paper":
+        p = patch_size if patch_size is not None else max(1, h // grid.shape[0])
+        out = paper_smoothing(grid, (h, w), p)
+    else:
+        out = upsample(grid, (h, w))
+    return normalise(out) if normalised else out
+
+
+# --------------------------------------------------------------------------------------------
+# Colormaps
+# --------------------------------------------------------------------------------------------
+def _from_hex(hex_table: str) -> np.ndarray:
+    table = np.frombuffer(bytes.fromhex(hex_table), dtype=np.uint8).reshape(256, 3).copy()
+    table.flags.writeable = False
+    return table
+
+
+def _jet() -> np.ndarray:
+    """MATLAB's jet: piecewise-linear r, g, b = clip(1.5 - |4x - c|, 0, 1), c = 3, 2, 1."""
+    x = np.linspace(0.0, 1.0, 256)
+    rgb = np.stack([np.clip(1.5 - np.abs(4 * x - c), 0.0, 1.0) for c in (3, 2, 1)], axis=1)
+    table = np.round(rgb * 255).astype(np.uint8)
+    table.flags.writeable = False
+    return table
+
+
+def _gray() -> np.ndarray:
+    table = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    table.flags.writeable = False
+    return table
+
+
+#: Name -> ``(256, 3)`` uint8 lookup table, index 0 for map value 0, 255 for 1 (read-only).
+COLORMAPS: dict[str, np.ndarray] = {
+    **{name: _from_hex(hx) for name, hx in HEX_TABLES.items()},
+    "jet": _jet(),
+    "gray": _gray(),
+}
+
+
+def _lut(cmap: str | np.ndarray) -> np.ndarray:
+    if isinstance(cmap, str):
+        if cmap not in COLORMAPS:
+            raise PostprocessError(
+                f"unknown colormap {cmap!r}; choose from: {', '.join(sorted(COLORMAPS))}")
+        return COLORMAPS[cmap]
+    lut = np.asarray(cmap)
+    if lut.shape != (256, 3) or lut.dtype != np.uint8:
+        raise PostprocessError(f"a colormap table must be (256, 3) uint8, got {lut.shape} "
+                               f"{lut.dtype}")
+    return lut
+
+
+def colorize(map01: Any, cmap: str | np.ndarray = "viridis", *, alpha: int = 255) -> np.ndarray:
+    """Map values in [0, 1] through a colormap: ``(H, W)`` -> ``(H, W, 4)`` uint8 RGBA.
+
+    Values are clipped to [0, 1] and looked up at ``round(255 * v)``; NaN becomes 0.
+
+    Args:
+        map01: ``(H, W)`` map, normally from :func:`normalise`.
+        cmap: a name in :data:`COLORMAPS` or a ``(256, 3)`` uint8 table.
+        alpha: constant alpha channel, 0..255.
+    """
+    a = _as_map(map01)
+    lut = _lut(cmap)
+    if not 0 <= int(alpha) <= 255:
+        raise PostprocessError(f"alpha must be in 0..255, got {alpha}")
+    idx = np.rint(np.clip(np.nan_to_num(a, nan=0.0), 0.0, 1.0) * 255).astype(np.intp)
+    out = np.empty((*a.shape, 4), dtype=np.uint8)
+    out[..., :3] = lut[idx]
+    out[..., 3] = int(alpha)
+    return out
+
+
+def overlay(
+    image: Any, map01: Any, *, cmap: str | np.ndarray = "jet", opacity: float = 0.5
+) -> np.ndarray:
+    """Alpha-blend a colour-mapped saliency map over an image.
+
+    ``out = round((1 - opacity) * image + opacity * colormap(map01))``. A map smaller than the
+    image (e.g. the patch grid) is first upsampled bilinearly to the image size.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB (or ``(H, W)`` grey, replicated to RGB).
+        map01: map in [0, 1], ``(H, W)`` or any 2-D size to upsample.
+        cmap: colormap name or table.
+        opacity: 0 returns the image, 1 the coloured map.
+
+    Returns:
+        ``(H, W, 3)`` uint8.
+    """
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise PostprocessError(f"image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise PostprocessError(f"opacity must be in [0, 1], got {opacity}")
+    m = _as_map(map01)
+    if m.shape != img.shape[:2]:
+        m = upsample(m, img.shape[:2])
+    color = colorize(m, cmap)[..., :3].astype(np.float32)
+    o = np.float32(opacity)
+    out = (1 - o) * img.astype(np.float32) + o * color
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
