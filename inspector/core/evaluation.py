@@ -1,0 +1,174 @@
+"""Dataset-level evaluation: accuracy plus, per saliency method, SMM and localisation metrics.
+
+Used by ``vit-inspector evaluate`` and the ablation study. Captures are batched (one forward
+per batch; gradients, when a method needs them, one backward per batch).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .capture import capture_batch, compute_gradients
+from .data.types import ImageDataset
+from .explain import LoadedModel, Smoothing, saliency_image
+from .export import save_json, save_text
+from .metrics import localisation_metrics
+from .preprocess import prepare_image, to_tensor
+from .saliency import MapSettings
+
+Progress = Callable[[int, str], None]
+
+
+@dataclass
+class EvaluationResult:
+    """Per-image rows and the per-method summary of one evaluation."""
+
+    rows: list[dict[str, Any]]
+    methods: list[str]
+    settings: dict[str, Any]
+    images_per_second: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def summary_markdown(self) -> str:
+        s = self.summary
+        lines = [f"accuracy {s['accuracy']:.4f} over {s['images']} images "
+                 f"({self.images_per_second:.1f} images/s)", ""]
+        if s.get("methods"):
+            metrics = ["smm", "pointing_game", "relevance_mass", "relevance_rank_accuracy",
+                       "miou", "map"]
+            lines.append("| method | " + " | ".join(metrics) + " |")
+            lines.append("|---" * (len(metrics) + 1) + "|")
+            for method, per in s["methods"].items():
+                cells = []
+                for m in metrics:
+                    stat = per.get(m)
+                    cells.append("n/a" if not stat or stat["mean"] is None
+                                 else f"{stat['mean']:.3f} ± {stat['std']:.3f}")
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append("")
+            lines.append(f"SMM threshold {self.settings['threshold']}; mean ± standard deviation "
+                         f"over images where the metric is defined.")
+        return "\n".join(lines)
+
+
+def _mask_to(mask: np.ndarray, loaded: LoadedModel) -> np.ndarray:
+    """A dataset mask put through the model's resize/crop, so it lines up with the map."""
+    pre = loaded.checkpoint.preprocess
+    if mask.shape == (pre.image_size, pre.image_size) and pre.policy == "resize":
+        return mask
+    img = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2)
+    return prepare_image(img, pre)[..., 0] > 127
+
+
+def _stats(values: Sequence[Any]) -> dict[str, Any]:
+    defined = [float(v) for v in values if v is not None and not (isinstance(v, float)
+                                                                   and math.isnan(v))]
+    if not defined:
+        return {"mean": None, "std": None, "defined": 0}
+    arr = np.asarray(defined, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std()), "defined": len(defined)}
+
+
+def evaluate_saliency(
+    loaded: LoadedModel,
+    data: ImageDataset,
+    methods: Sequence[str],
+    settings: MapSettings,
+    *,
+    smoothing: Smoothing = "none",
+    threshold: float = 0.3,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """Predict every image and score each method's map against the dataset's masks.
+
+    Args:
+        loaded: the model and its metadata.
+        data: images, labels and (optionally) masks; without masks only accuracy is computed.
+        methods: saliency methods (``saliency.METHODS``).
+        settings: shared map settings; the method is replaced per method.
+        smoothing, threshold: as for a single map.
+        batch_size: images per forward (and backward) pass.
+        progress: ``progress(done, text)`` after each batch.
+    """
+    cfg = loaded.checkpoint.config
+    pre = loaded.checkpoint.preprocess
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    needs_grads = any(settings.replace(method=m).needs_gradients for m in methods)
+    for start in range(0, len(data), batch_size):
+        stop = min(start + batch_size, len(data))
+        images = data.images[start:stop].permute(0, 2, 3, 1).numpy()  # (b, H, W, 3) uint8
+        displays = [prepare_image(im, pre) for im in images]
+        x = to_tensor(np.stack(displays), pre)  # (b, 3, S, S)
+        caps = capture_batch(loaded.model, x, device=loaded.device)
+        if needs_grads:
+            compute_gradients(caps, batch_size=batch_size)
+        for j, cap in enumerate(caps):
+            i = start + j
+            label = int(data.labels[i])
+            row: dict[str, Any] = {"id": data.ids[i], "label": label,
+                                   "predicted": cap.predicted_class,
+                                   "correct": int(cap.predicted_class == label),
+                                   "probability": float(cap.probabilities[cap.predicted_class])}
+            if data.masks is not None:
+                mask = _mask_to(data.masks[i].numpy(), loaded)
+                for method in methods:
+                    _, full = saliency_image(cap, settings.replace(method=method),
+                                             image_size=cfg.image_size,
+                                             patch_size=cfg.patch_size, smoothing=smoothing)
+                    for key, value in localisation_metrics(full, mask, threshold).items():
+                        row[f"{method}/{key}"] = value
+            rows.append(row)
+        if progress:
+            progress(stop, f"{stop}/{len(data)} images")
+    seconds = time.perf_counter() - started
+    result = EvaluationResult(
+        rows=rows, methods=list(methods),
+        settings={**settings.to_dict(), "smoothing": smoothing, "threshold": threshold,
+                  "methods": list(methods)},
+        images_per_second=len(data) / max(seconds, 1e-9))
+    result.summary = _summarise(result)
+    return result
+
+
+def _summarise(result: EvaluationResult) -> dict[str, Any]:
+    rows = result.rows
+    summary: dict[str, Any] = {
+        "images": len(rows),
+        "accuracy": float(np.mean([r["correct"] for r in rows])) if rows else float("nan"),
+        "images_per_second": result.images_per_second,
+        "settings": result.settings,
+        "methods": {},
+    }
+    for method in result.methods:
+        keys = sorted({k.split("/", 1)[1] for r in rows for k in r if k.startswith(method + "/")})
+        if keys:
+            summary["methods"][method] = {k: _stats([r.get(f"{method}/{k}") for r in rows])
+                                          for k in keys}
+    return summary
+
+
+def write_evaluation(result: EvaluationResult, out: Path, *, overwrite: bool = False) -> None:
+    """``per_image.csv``, ``summary.json`` and ``summary.md`` in ``out`` (atomic)."""
+    columns: list[str] = []
+    for row in result.rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="")
+    writer.writeheader()
+    for row in result.rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    save_text(out / "per_image.csv", buf.getvalue(), overwrite=overwrite)
+    save_json(out / "summary.json", result.summary, overwrite=overwrite)
+    save_text(out / "summary.md", result.summary_markdown() + "\n", overwrite=overwrite)
+
