@@ -1,0 +1,235 @@
+"""The head/layer explorer: a layers x heads grid of attention thumbnails for the current query.
+
+Rows are layers (first block at the top); columns are the heads, then the heads fused, then the
+rollout of the layers up to that row (:func:`inspector.core.explain.explorer_maps` computes them).
+The whole grid is drawn as **one** mosaic image (one ``ImageItem``, colour-mapped with
+:func:`inspector.core.postprocess.colorize`), so a 12 x 12 ViT-B grid is a single texture upload
+instead of 168 items. Hover shows the head's entropy and the value under the cursor; a click
+selects that layer / head in the main view.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+
+from inspector.core import export as core_export
+from inspector.core.explain import ExplorerMaps
+from inspector.core.postprocess import colorize
+
+__all__ = ["AttentionGrid", "GridLayout"]
+
+PAD = 1  # pixels between cells (in map pixels)
+GAP = 3  # extra gap before the fused / rollout columns
+BACKGROUND = (32, 33, 36)
+
+
+class GridLayout:
+    """Where each cell sits in the mosaic (pure bookkeeping, in mosaic pixels)."""
+
+    def __init__(self, layers: int, heads: int, rows: int, cols: int) -> None:
+        self.layers, self.heads, self.rows, self.cols = layers, heads, rows, cols
+        self.columns = heads + 2
+        self.x0 = [j * (cols + PAD) + (GAP if j >= heads else 0) for j in range(self.columns)]
+        self.y0 = [i * (rows + PAD) for i in range(layers)]
+        self.width = self.x0[-1] + cols
+        self.height = self.y0[-1] + rows
+
+    def column_kind(self, j: int) -> str:
+        return "head" if j < self.heads else ("fused" if j == self.heads else "rollout")
+
+    def column_label(self, j: int) -> str:
+        return f"h{j}" if j < self.heads else ("fused" if j == self.heads else "rollout")
+
+    def cell_at(self, x: float, y: float) -> tuple[int, int, int, int] | None:
+        """``(layer, column, row_in_cell, col_in_cell)`` of mosaic point (x, y), or None in a
+        gap."""
+        xi, yi = int(np.floor(x)), int(np.floor(y))
+        hits = [j for j, x0 in enumerate(self.x0) if x0 <= xi < x0 + self.cols]
+        if not hits:
+            return None
+        j = hits[0]
+        x0 = self.x0[j]
+        layer, r = divmod(yi, self.rows + PAD)
+        if not 0 <= layer < self.layers or r >= self.rows or yi < 0:
+            return None
+        return layer, j, r, xi - x0
+
+    def cell_rect(self, layer: int, j: int) -> QRectF:
+        return QRectF(self.x0[j], self.y0[layer], self.cols, self.rows)
+
+
+class AttentionGrid(QWidget):
+    """Signals:
+        cellClicked(layer, kind, head): ``kind`` is ``head``, ``fused`` or ``rollout``
+            (``head`` is -1 for the last two).
+        hoverText(str): a description of the cell under the cursor.
+    """
+
+    cellClicked = Signal(int, str, int)
+    hoverText = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plot_widget = pg.GraphicsLayoutWidget()
+        self.plot_widget.setBackground(QColor(*BACKGROUND))
+        self.plot: pg.PlotItem = self.plot_widget.addPlot()
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.invertY(True)
+        self.plot.setAspectLocked(True)
+        self.plot.showAxis("top")
+        self.plot.hideAxis("bottom")
+        for name in ("left", "top"):
+            ax = self.plot.getAxis(name)
+            ax.setStyle(tickLength=0)
+            ax.setTextPen(pg.mkPen((200, 200, 200)))
+            ax.setPen(pg.mkPen(None))
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image_item)
+        self.selection = QGraphicsRectItem()
+        pen = QPen(QColor(255, 255, 255))
+        pen.setWidth(2)
+        pen.setCosmetic(True)
+        self.selection.setPen(pen)
+        self.selection.setVisible(False)
+        self.plot.addItem(self.selection)
+        self.info = QLabel("Heads × layers: open a checkpoint and an image.")
+        self.info.setWordWrap(True)
+        self.info.setStyleSheet("color: gray;")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.plot_widget, 1)
+        lay.addWidget(self.info)
+        self.setToolTip("Rows: layers. Columns: heads, the heads fused, and the rollout up to "
+                        "that layer, for the current query token. Hover: entropy and value; "
+                        "click: show it in the main view.")
+        self.data: ExplorerMaps | None = None
+        self.layout_: GridLayout | None = None
+        self.mosaic: np.ndarray | None = None
+        self.last_render_ms = 0.0
+        self.plot_widget.scene().sigMouseMoved.connect(self._on_moved)
+        self.plot_widget.scene().sigMouseClicked.connect(self._on_clicked)
+        self._show_axes(False)
+
+    # -- content ---------------------------------------------------------------------------
+    def set_data(self, data: ExplorerMaps, colormap: str = "viridis") -> None:
+        """Draw every cell of ``data`` as one mosaic image."""
+        t0 = time.perf_counter()
+        L, C, rows, cols = data.maps.shape
+        layout = GridLayout(L, C - 2, rows, cols)
+        values = np.full((layout.height, layout.width), np.nan, dtype=np.float32)
+        for j, x0 in enumerate(layout.x0):
+            # (L, rows, cols) -> the column of cells, one block per layer
+            for i, y0 in enumerate(layout.y0):
+                values[y0:y0 + rows, x0:x0 + cols] = data.maps[i, j]
+        rgba = colorize(values, colormap)
+        rgba[np.isnan(values)] = (*BACKGROUND, 255)
+        new_shape = self.layout_ is None or (self.layout_.height, self.layout_.width) != (
+            layout.height, layout.width)
+        self.data, self.layout_, self.mosaic = data, layout, rgba
+        self.image_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self._show_axes(True)
+        if new_shape:
+            self._set_ticks(layout)
+            self.plot.setRange(QRectF(0, 0, layout.width, layout.height), padding=0.01)
+        q = "class token" if data.query == 0 else f"token {data.query}"
+        self.info.setText(f"Query: {q} · fused by {data.fusion} · entropy max log T = "
+                          f"{data.max_entropy:.2f} nats")
+        self.last_render_ms = (time.perf_counter() - t0) * 1000
+
+    def _show_axes(self, show: bool) -> None:
+        for name in ("left", "top"):
+            self.plot.showAxis(name, show)
+
+    def clear(self) -> None:
+        self.data = self.layout_ = self.mosaic = None
+        self.image_item.clear()
+        self._show_axes(False)
+        self.selection.setVisible(False)
+        self.info.setText("Heads × layers: open a checkpoint and an image.")
+
+    def is_empty(self) -> bool:
+        return self.data is None
+
+    def set_selection(self, layer: int | None, head: int | None) -> None:
+        """Frame the cell of ``layer`` / ``head`` (``head`` None = the fused column)."""
+        if self.layout_ is None or layer is None or not 0 <= layer < self.layout_.layers:
+            self.selection.setVisible(False)
+            return
+        j = self.layout_.heads if head is None else head
+        if not 0 <= j < self.layout_.columns:
+            self.selection.setVisible(False)
+            return
+        self.selection.setRect(self.layout_.cell_rect(layer, j).adjusted(-0.5, -0.5, 0.5, 0.5))
+        self.selection.setVisible(True)
+
+    def cell_center_scene(self, layer: int, column: int) -> QPointF:
+        """Scene position of a cell's centre (for tests and keyboard navigation)."""
+        r = self.layout_.cell_rect(layer, column)
+        return self.image_item.mapToScene(r.center())
+
+    def export_png(self, path: Path, metadata: dict, *, overwrite: bool = False,
+                   scale: int = 6) -> Path:
+        """The mosaic enlarged ``scale`` times (nearest neighbour), settings in its metadata."""
+        if self.mosaic is None or self.data is None:
+            raise ValueError("the grid is empty")
+        rgb = np.repeat(np.repeat(self.mosaic[..., :3], scale, axis=0), scale, axis=1)
+        meta = {**metadata, "grid": {"rows": "layers", "columns": [
+            self.layout_.column_label(j) for j in range(self.layout_.columns)],
+            "query": self.data.query, "fusion": self.data.fusion, "scale": scale}}
+        return core_export.save_png(path, np.ascontiguousarray(rgb), meta, overwrite=overwrite)
+
+    # -- internals -------------------------------------------------------------------------
+    def _set_ticks(self, layout: GridLayout) -> None:
+        step = 1 if layout.columns <= 16 else 2
+        top = [(layout.x0[j] + layout.cols / 2, layout.column_label(j) if j < layout.heads
+                else {"fused": "F", "rollout": "R"}[layout.column_kind(j)])
+               for j in range(0, layout.columns) if j % step == 0 or j >= layout.heads]
+        left = [(layout.y0[i] + layout.rows / 2, f"L{i}") for i in range(layout.layers)]
+        self.plot.getAxis("top").setTicks([top])
+        self.plot.getAxis("left").setTicks([left])
+
+    def describe(self, layer: int, j: int, r: int, c: int) -> str:
+        """The hover text of cell (layer, column j) at map pixel (r, c)."""
+        d, lay = self.data, self.layout_
+        kind = lay.column_kind(j)
+        raw = float(d.raw[layer, j, r, c])
+        where = f"patch ({r}, {c})"
+        if kind == "head":
+            ent = float(d.entropy[layer, j])
+            return (f"Layer {layer}, head {j}: entropy {ent:.3f} nats "
+                    f"({ent / d.max_entropy:.0%} of uniform) · attention to {where} {raw:.4f}")
+        if kind == "fused":
+            return f"Layer {layer}, heads fused ({d.fusion}) · attention to {where} {raw:.4f}"
+        return f"Rollout of layers 0–{layer} · weight of {where} {raw:.4f}"
+
+    def _hit(self, scene_pos: QPointF) -> tuple[int, int, int, int] | None:
+        if self.layout_ is None:
+            return None
+        p = self.image_item.mapFromScene(scene_pos)
+        return self.layout_.cell_at(p.x(), p.y())
+
+    def _on_moved(self, scene_pos: QPointF) -> None:
+        hit = self._hit(scene_pos)
+        if hit is None:
+            return
+        text = self.describe(*hit)
+        self.info.setText(text)
+        self.hoverText.emit(text)
+
+    def _on_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        hit = self._hit(event.scenePos())
+        if hit is None:
+            return
+        layer, j = hit[0], hit[1]
+        kind = self.layout_.column_kind(j)
+        self.cellClicked.emit(layer, kind, j if kind == "head" else -1)

@@ -1,0 +1,422 @@
+"""Compare view: several checkpoints side by side on the same image and map settings.
+
+Public API (for the main window):
+
+``CompareView(parent=None)``
+    * ``set_models(paths)``, ``add_model(path)``, ``remove_model(path)``, ``models()``.
+    * ``set_image(image (H, W, 3) uint8 | None)`` - each model prepares it with its own
+      preprocessing (resize / crop) and captures it once.
+    * ``set_settings(settings: MapSettings, smoothing="none")``, ``set_threshold(t)``,
+      ``set_mask(mask (S, S) bool | None)``, ``set_colormap(name)``, ``set_opacity(o)`` - maps,
+      overlays and SMM are recomputed from the cached captures (no model is run again).
+    * ``updated()`` signal after new results are shown; ``busy_changed(bool)``.
+    * ``results() -> list[CellResult]`` - what each cell shows (prediction, SMM, map, overlay).
+    * ``export_png(path, overwrite=False) -> Path`` - the composed view (``grab()``), written
+      atomically; an existing file is refused unless ``overwrite=True``.
+    * ``wait_idle(timeout_ms) -> bool`` - wait for the worker (tests, window close).
+
+Loading, capturing and map computation run on a worker thread (one job at a time; requests that
+arrive meanwhile are coalesced into one follow-up job, so the newest settings always win).
+Numbers come from :mod:`inspector.core.explain`, :mod:`inspector.core.metrics` and
+:mod:`inspector.core.postprocess`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .workers import BackgroundRunner
+
+COLUMNS = 4  # cells per row before wrapping
+
+
+@dataclass
+class CellResult:
+    """What one cell shows (computed on the worker; plain numpy and Python values).
+
+    Attributes:
+        path: the checkpoint.
+        name: file name shown as the title.
+        error: one-line problem (unreadable checkpoint, class out of range...), else "".
+        class_index, class_name, probability: the top-1 prediction.
+        grid: ``(rows, cols)`` patch-grid map in [0, 1].
+        map01: ``(S, S)`` map at the model's input resolution in [0, 1].
+        overlay: ``(S, S, 3)`` uint8 colour-mapped map over the model's display image.
+        smm: SMM against the mask at the threshold; None when undefined or no mask.
+    """
+
+    path: str
+    name: str
+    error: str = ""
+    class_index: int = -1
+    class_name: str = ""
+    probability: float = float("nan")
+    grid: np.ndarray | None = None
+    map01: np.ndarray | None = None
+    overlay: np.ndarray | None = None
+    smm: float | None = None
+    has_mask: bool = False
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One model and its caches; mutated only by the (single) worker job."""
+
+    path: str
+    loaded: Any = None  # inspector.core.explain.LoadedModel
+    error: str = ""
+    image_gen: int = -1
+    prepared: Any = None  # PreparedImage for image_gen
+    capture: Any = None  # Capture for image_gen
+    captures_made: int = 0
+
+
+@dataclass(frozen=True)
+class _Request:
+    entries: tuple[_Entry, ...]
+    models_gen: int
+    image: np.ndarray | None
+    image_gen: int
+    settings: Any
+    smoothing: str
+    mask: np.ndarray | None
+    threshold: float
+    cmap: str
+    opacity: float
+
+
+def _compute(req: _Request) -> tuple[int, int, list[CellResult]]:
+    """The worker job: load, prepare and capture as needed, then map, overlay and SMM."""
+    from inspector.core.explain import capture_image, open_model, prepare, saliency_image
+    from inspector.core.metrics import smm
+    from inspector.core.postprocess import overlay
+
+    results = []
+    for entry in req.entries:
+        res = CellResult(path=entry.path, name=Path(entry.path).name)
+        results.append(res)
+        try:
+            if entry.loaded is None and not entry.error:
+                entry.loaded = open_model(entry.path)
+            if entry.error:
+                raise ValueError(entry.error)
+            if req.image is None:
+                continue
+            loaded = entry.loaded
+            if entry.image_gen != req.image_gen:
+                entry.prepared = prepare(req.image, loaded)
+                entry.capture = capture_image(loaded, entry.prepared)
+                entry.image_gen = req.image_gen
+                entry.captures_made += 1
+            cap, display = entry.capture, entry.prepared.display
+            (idx, prob), = cap.top_k(1)
+            res.class_index, res.probability = idx, prob
+            names = loaded.class_names
+            res.class_name = names[idx] if 0 <= idx < len(names) else f"class {idx}"
+            cfg = loaded.checkpoint.config
+            res.grid, res.map01 = saliency_image(cap, req.settings, image_size=display.shape[0],
+                                                 patch_size=cfg.patch_size,
+                                                 smoothing=req.smoothing)
+            res.overlay = overlay(display, res.map01, cmap=req.cmap, opacity=req.opacity)
+            if req.mask is not None:
+                res.has_mask = True
+                res.smm = smm(res.map01, req.mask, req.threshold)
+        except Exception as exc:  # noqa: BLE001 - one broken model must not hide the others
+            if entry.loaded is None:
+                entry.error = str(exc) or type(exc).__name__  # do not retry a broken file
+            res.error = str(exc) or type(exc).__name__
+    return req.models_gen, req.image_gen, results
+
+
+class _Cell(QFrame):
+    """One model: title, overlay image (with the mask contour) and prediction / SMM line."""
+
+    def __init__(self, path: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.path = path
+        self.result: CellResult | None = None
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.title = QLabel(Path(path).name)
+        self.title.setToolTip(path)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        lay.addWidget(self.title)
+        self.plot = pg.GraphicsLayoutWidget()
+        self.plot.setMinimumSize(180, 180)
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.plot.ci.setContentsMargins(0, 0, 0, 0)
+        self.view = self.plot.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.image_item)
+        self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen("w", width=2))
+        self.contour.setParentItem(self.image_item)
+        lay.addWidget(self.plot, 1)
+        self.info = QLabel("loading…")
+        self.info.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.info)
+
+    def show_result(self, res: CellResult, mask: np.ndarray | None) -> None:
+        self.result = res
+        if res.error:
+            self.info.setText(f"⚠ {res.error}")
+            self.info.setStyleSheet("color: #c62828;")
+            self.info.setWordWrap(True)
+            self.image_item.clear()
+            self.contour.setData(None)
+            return
+        self.info.setStyleSheet("")
+        if res.overlay is None:
+            self.info.setText("no image")
+            self.image_item.clear()
+            self.contour.setData(None)
+            return
+        self.image_item.setImage(res.overlay, autoLevels=False, levels=(0, 255))
+        self.view.autoRange(padding=0)
+        if mask is not None and mask.shape == res.overlay.shape[:2]:
+            # IsocurveItem takes (x, y)-ordered data; the mask is (row, col).
+            self.contour.setData(np.ascontiguousarray(mask.T, dtype=np.float32))
+        else:
+            self.contour.setData(None)
+        text = f"{res.class_name}  {100.0 * res.probability:.1f}%"
+        if res.has_mask:
+            text += "  ·  SMM " + ("undefined" if res.smm is None else f"{res.smm:.3f}")
+        self.info.setText(text)
+
+    def overlay(self) -> np.ndarray | None:
+        return None if self.result is None else self.result.overlay
+
+
+class CompareView(QWidget):
+    """Checkpoints side by side: prediction, saliency overlay and SMM for each."""
+
+    updated = Signal()
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from inspector.core.saliency import MapSettings
+
+        self._entries: list[_Entry] = []
+        self._cells: list[_Cell] = []
+        self._models_gen = 0
+        self._image: np.ndarray | None = None
+        self._image_gen = 0
+        self._settings = MapSettings()
+        self._smoothing = "none"
+        self._mask: np.ndarray | None = None
+        self._threshold = 0.3
+        self._cmap = "jet"
+        self._opacity = 0.5
+        self._running = False
+        self._dirty = False
+        self._runner = BackgroundRunner(self)
+        self._runner.finished.connect(self._on_finished)
+        self._runner.failed.connect(self._on_failed)
+
+        lay = QVBoxLayout(self)
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        lay.addWidget(self.header)
+        self.grid_widget = QWidget()
+        self.grid = QGridLayout(self.grid_widget)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.grid_widget, 1)
+        self.empty_label = QLabel("Add two or more checkpoints to compare them on the same "
+                                  "image and settings.")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.grid.addWidget(self.empty_label, 0, 0)
+        self._update_header()
+
+    # ------------------------------------------------------------------ models
+    def models(self) -> list[str]:
+        return [e.path for e in self._entries]
+
+    def set_models(self, paths: list[str | os.PathLike]) -> None:
+        """Show exactly these checkpoints (already loaded ones are kept, not reloaded)."""
+        old = {e.path: e for e in self._entries}
+        self._entries = [old.get(str(p)) or _Entry(str(p)) for p in paths]
+        self._rebuild_cells()
+
+    def add_model(self, path: str | os.PathLike) -> None:
+        if str(path) not in self.models():
+            self.set_models([*self.models(), str(path)])
+
+    def remove_model(self, path: str | os.PathLike) -> None:
+        self.set_models([p for p in self.models() if p != str(path)])
+
+    # ------------------------------------------------------------------ inputs
+    def set_image(self, image: np.ndarray | None) -> None:
+        """The image every model looks at (each applies its own preprocessing)."""
+        self._image = None if image is None else np.array(image, dtype=np.uint8, copy=True)
+        self._image_gen += 1
+        self._schedule()
+
+    def set_settings(self, settings: Any, smoothing: str = "none") -> None:
+        """The map settings (an ``inspector.core.saliency.MapSettings``) and smoothing."""
+        self._settings, self._smoothing = settings, smoothing
+        self._update_header()
+        self._schedule()
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        self._mask = None if mask is None else np.asarray(mask, dtype=bool).copy()
+        self._schedule()
+
+    def set_threshold(self, threshold: float) -> None:
+        self._threshold = float(threshold)
+        self._update_header()
+        self._schedule()
+
+    def set_colormap(self, name: str) -> None:
+        self._cmap = name
+        self._schedule()
+
+    def set_opacity(self, opacity: float) -> None:
+        self._opacity = float(opacity)
+        self._schedule()
+
+    # ------------------------------------------------------------------ outputs
+    def results(self) -> list[CellResult | None]:
+        """The result each cell shows, in model order (None before the first)."""
+        return [c.result for c in self._cells]
+
+    def cells(self) -> list[QWidget]:
+        return list(self._cells)
+
+    def is_busy(self) -> bool:
+        return self._running
+
+    def wait_idle(self, timeout_ms: int = 60_000) -> bool:
+        """Process events until no job is running or pending (True) or the timeout."""
+        if not self._running:
+            return True
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.setSingleShot(True)
+        timer.timeout.connect(loop.quit)
+
+        def on_busy(busy: bool) -> None:
+            if not busy:
+                loop.quit()
+
+        self.busy_changed.connect(on_busy)
+        timer.start(timeout_ms)
+        loop.exec()
+        timer.stop()
+        self.busy_changed.disconnect(on_busy)
+        return not self._running
+
+    def export_png(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the composed view (titles, overlays, predictions) as a PNG, atomically.
+
+        Raises:
+            FileExistsError: ``path`` exists and ``overwrite`` is False.
+            OSError: the PNG could not be written.
+        """
+        from inspector.core.atomic import atomic_path
+
+        dest = Path(path)
+        pixmap = self.grab()
+        with atomic_path(dest, overwrite=overwrite) as tmp:
+            # The temporary name ends in .tmp, so name the format explicitly.
+            if not pixmap.save(str(tmp), "PNG"):
+                raise OSError(f"could not write {dest}")
+        return dest
+
+    # ------------------------------------------------------------------ worker
+    def _schedule(self) -> None:
+        if not self._entries:
+            return
+        if self._running:
+            self._dirty = True  # coalesce: one follow-up job with the newest state
+            return
+        self._submit()
+
+    def _submit(self) -> None:
+        self._dirty = False
+        req = _Request(entries=tuple(self._entries), models_gen=self._models_gen,
+                       image=self._image, image_gen=self._image_gen, settings=self._settings,
+                       smoothing=self._smoothing, mask=self._mask, threshold=self._threshold,
+                       cmap=self._cmap, opacity=self._opacity)
+        if not self._running:
+            self._running = True
+            self.busy_changed.emit(True)
+        self._runner.submit(lambda: _compute(req))
+
+    @Slot(int, object)
+    def _on_finished(self, _request_id: int, payload: object) -> None:
+        models_gen, image_gen, results = payload
+        if models_gen == self._models_gen and image_gen == self._image_gen:
+            mask = self._mask
+            for cell, res in zip(self._cells, results, strict=True):
+                cell.show_result(res, mask)
+            self.updated.emit()
+        self._job_done()
+
+    @Slot(int, str)
+    def _on_failed(self, _request_id: int, message: str) -> None:
+        self.header.setText(f"⚠ {message}")
+        self._job_done()
+
+    def _job_done(self) -> None:
+        if self._dirty and self._entries:
+            self._submit()
+            return
+        self._running = False
+        self.busy_changed.emit(False)
+
+    # ------------------------------------------------------------------ layout
+    def _rebuild_cells(self) -> None:
+        self._models_gen += 1
+        for cell in self._cells:
+            self.grid.removeWidget(cell)
+            cell.deleteLater()
+        self._cells = [_Cell(e.path) for e in self._entries]
+        names = [Path(e.path).name for e in self._entries]
+        for cell, name in zip(self._cells, names, strict=True):
+            if names.count(name) > 1:  # e.g. best.pt of two runs: name the run folder too
+                cell.title.setText(f"{Path(cell.path).parent.name}/{name}")
+        self.empty_label.setVisible(not self._cells)
+        for i, cell in enumerate(self._cells):
+            self.grid.addWidget(cell, i // COLUMNS, i % COLUMNS)
+        self._update_header()
+        self._schedule()
+
+    def _update_header(self) -> None:
+        s = self._settings
+        parts = [f"method {s.method}"]
+        if s.method in ("attention", "rollout"):
+            parts.append(f"fusion {s.fusion}")
+        if s.method in ("rollout", "grad-rollout"):
+            parts.append(f"discard {s.discard_ratio:.2f}")
+        if s.method == "attention":
+            parts.append(f"layer {s.layer}" + ("" if s.head is None else f" head {s.head}"))
+        if s.method == "cls-attention":
+            parts.append(f"aggregation {s.aggregation}")
+        parts.append(f"smoothing {self._smoothing}")
+        parts.append(f"SMM threshold {self._threshold:.2f}")
+        self.header.setText(f"{len(self._entries)} model(s) · " + " · ".join(parts))
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        self._dirty = False
+        self._runner.wait_all(30_000)
+        super().closeEvent(event)

@@ -1,0 +1,992 @@
+"""The inspector's main window: image + overlay in the centre, panels in docks.
+
+Data flow (ARCHITECTURE.md section 2): opening a checkpoint or an image queues a job on the
+:class:`~inspector.gui.workers.BackgroundRunner` thread (model loading, image preparation and the
+one forward pass, :func:`inspector.core.explain.capture_image`). Results carry a request id and
+stale ones are dropped. Every control change then only schedules a redraw: a zero-millisecond
+single-shot timer coalesces all changes made in one event-loop turn, and the redraw computes the
+map from the cached :class:`~inspector.core.capture.Capture` with the *newest* settings
+(:func:`inspector.core.explain.saliency_image`) and blends it with
+:func:`inspector.core.postprocess.overlay`. The model runs again only for the gradients of a
+class-specific method, once per class, in the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QWidget,
+)
+
+from inspector.core.capture import Capture
+from inspector.core.explain import (
+    LoadedModel,
+    PreparedImage,
+    capture_image,
+    explorer_maps,
+    load_image,
+    open_model,
+    prepare_mask,
+    saliency_image,
+)
+from inspector.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
+from inspector.core.metrics import smm
+from inspector.core.postprocess import overlay
+
+from .attention_grid import AttentionGrid
+from .controls import ControlsPanel, ViewSettings
+from .drops import classify_paths
+from .export_dialog import ExportError, export_overlay, suggested_name
+from .image_view import ImageView
+from .predictions import PredictionsPanel
+from .thumbnails import ThumbnailStrip
+from .workers import BackgroundRunner, user_message
+
+__all__ = ["MainWindow", "RenderResult"]
+
+MAX_RECENT = 10
+EXPLORER_DEBOUNCE_MS = 60
+LAYOUT_VERSION = 2  # bump when the docks change, so an old saved layout is ignored
+
+
+@dataclass
+class RenderResult:
+    """What the last redraw produced (the numbers behind the pixels on screen)."""
+
+    settings: ViewSettings
+    grid: np.ndarray | None  # (rows, cols) in [0, 1]
+    full: np.ndarray | None  # (S, S) in [0, 1]
+    rgb: np.ndarray  # (S, S, 3) uint8, exactly what the view shows
+    smm: float | None
+    elapsed_ms: float
+
+
+class MainWindow(QMainWindow):
+    """ViT Inspector's main window.
+
+    Signals:
+        modelLoaded(str): a checkpoint finished loading (its path).
+        captureReady(): an image was captured with the current model.
+        overlayUpdated(): the view shows a new composite (after any settings change).
+        errorShown(str): a message was shown to the user.
+    """
+
+    modelLoaded = Signal(str)
+    captureReady = Signal()
+    overlayUpdated = Signal()
+    errorShown = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("ViT Inspector")
+        self.setAcceptDrops(True)
+        self.settings_store = settings or QSettings(
+            QSettings.Format.IniFormat, QSettings.Scope.UserScope, "vit-inspector",
+            "vit-inspector")
+        self.runner = BackgroundRunner(self)
+        self.runner.finished.connect(self._on_job_finished)
+        self.runner.failed.connect(self._on_job_failed)
+
+        # State
+        self.loaded: LoadedModel | None = None
+        self.image: PreparedImage | None = None
+        self.raw_image: np.ndarray | None = None  # shown while no model is loaded
+        self.capture: Capture | None = None
+        self.image_path: Path | None = None
+        self.mask_original: np.ndarray | None = None  # (H, W) bool, original image geometry
+        self.mask: np.ndarray | None = None  # (S, S) bool, display geometry
+        self.mask_path: Path | None = None
+        self.last_render: RenderResult | None = None
+        self.render_count = 0
+        self._jobs: dict[int, str] = {}  # request id -> what it was for
+        self._gradients_pending: set[int] = set()
+        self._closing = False
+        self._pending_mask: Path | None = None
+        self._requested_image: Path | None = None  # newest image asked for (may be loading)
+
+        # Widgets
+        self.image_view = ImageView()
+        self.image_view.hovered.connect(self._on_hover)
+        self.image_view.clicked.connect(self._on_image_clicked)
+        self.strip = ThumbnailStrip()
+        self.strip.activated.connect(self._on_strip_activated)
+        self.strip.setVisible(False)
+        centre = QSplitter(Qt.Orientation.Vertical)
+        centre.addWidget(self.image_view)
+        centre.addWidget(self.strip)
+        centre.setStretchFactor(0, 1)
+        centre.setCollapsible(0, False)
+        self.setCentralWidget(centre)
+
+        self.controls = ControlsPanel()
+        self.controls.changed.connect(self.schedule_refresh)
+        self.predictions = PredictionsPanel()
+        self.predictions.classChosen.connect(self._on_class_chosen)
+        self.explorer = AttentionGrid()
+        self.explorer.cellClicked.connect(self._on_explorer_clicked)
+        self.explorer.hoverText.connect(lambda t: self.statusBar().showMessage(t, 4000))
+
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.controls_dock = self._dock("Method", self.controls, right)
+        self.predictions_dock = self._dock("Predictions", self.predictions,
+                                           Qt.DockWidgetArea.RightDockWidgetArea)
+        self.explorer_dock = self._dock("Heads × layers", self.explorer,
+                                        Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.explorer_dock.visibilityChanged.connect(lambda _v: self._schedule_explorer())
+        # Panels written alongside this window (masks, training, compare) plug in here.
+        self.extra_docks: dict[str, QDockWidget] = {}
+        self._install_optional_panels()
+
+        # Status bar
+        self.model_label = QLabel("No checkpoint")
+        self.image_label = QLabel("No image")
+        self.smm_label = QLabel("")
+        self.timing_label = QLabel("")
+        for w in (self.model_label, self.image_label, self.smm_label, self.timing_label):
+            w.setContentsMargins(6, 0, 6, 0)
+            self.statusBar().addPermanentWidget(w)
+        self.smm_label.setToolTip("SMM: IoU between the saliency above the threshold and the mask")
+
+        # Timers: zero-ms single shots coalesce every change made in one event-loop turn.
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._explorer_timer = QTimer(self)
+        self._explorer_timer.setSingleShot(True)
+        # The grid follows with a short debounce: while a slider is being dragged the overlay
+        # updates every frame and the grid catches up when the hand rests.
+        self._explorer_timer.setInterval(EXPLORER_DEBOUNCE_MS)
+        self._explorer_timer.timeout.connect(self.refresh_explorer)
+        self._explorer_key: tuple | None = None
+        self._error_timer = QTimer(self)
+        self._error_timer.setSingleShot(True)
+        self._error_timer.setInterval(10_000)
+        self._error_timer.timeout.connect(lambda: self.statusBar().setStyleSheet(""))
+
+        self._build_menus()
+        self._restore_layout()
+        self._update_empty_state()
+
+    # =========================================================================================
+    # Opening things
+    # =========================================================================================
+    def open_checkpoint(self, path: str | Path) -> int:
+        """Load a checkpoint in the background; the current image is captured again with it.
+
+        Returns:
+            The request id of the loading job.
+        """
+        path = Path(path)
+        self.statusBar().showMessage(f"Loading {path.name}…")
+        self.model_label.setText(f"Loading {path.name}…")
+        rid = self.runner.submit(lambda: open_model(path), channel="model")
+        self._jobs[rid] = "model"
+        return rid
+
+    def use_model(self, loaded: LoadedModel) -> None:
+        """Inspect an already built model (e.g. one just trained, or a benchmark's); the current
+        image is captured again with it."""
+        self.runner.submit(lambda: None, channel="model")  # older model loads become stale
+        self._set_model(loaded)
+
+    def open_image(self, path: str | Path) -> int:
+        """Read, prepare and capture an image in the background (latest request wins)."""
+        path = Path(path)
+        self.statusBar().showMessage(f"Opening {path.name}…")
+        self._requested_image = path
+        return self._start_capture(path)
+
+    def open_mask(self, path: str | Path) -> bool:
+        """Use a mask image (any non-zero pixel = object) for the current image's SMM."""
+        path = Path(path)
+        try:
+            mask = read_mask(path)
+        except (ImageReadError, OSError, ValueError) as exc:
+            self.show_error(f"Cannot open mask {path.name}: {user_message(exc)}")
+            return False
+        if not self._set_mask(mask, path):
+            return False
+        self._remember(path)
+        self.statusBar().showMessage(f"Mask {path.name}: {int(mask.sum())} object pixels", 5000)
+        return True
+
+    def set_mask_array(self, mask: np.ndarray | None, source: str = "panel") -> bool:
+        """Use an ``(H, W)`` bool mask in the original image's geometry (None removes it)."""
+        if mask is None:
+            self.mask_original = self.mask = self.mask_path = None
+            self.image_view.set_mask(None)
+            self.schedule_refresh()
+            return True
+        return self._set_mask(np.asarray(mask, dtype=bool), None)
+
+    def open_folder(self, folder: str | Path) -> int:
+        """Show the folder's images as a strip of thumbnails and open the first one."""
+        folder = Path(folder)
+        images = sorted(p for p in folder.iterdir()
+                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                        and not _looks_like_mask(p))
+        if not images:
+            self.show_error(f"No images in {folder}")
+            return 0
+        self.set_image_list(images)
+        return len(images)
+
+    def set_image_list(self, images: list[Path]) -> None:
+        self.strip.set_paths(images)
+        self.strip.setVisible(len(images) > 1)
+        self.strip.select(0)
+        self.strip.setFocus()
+
+    def open_paths(self, paths: list[str | Path]) -> None:
+        """Open what was dropped or chosen: checkpoints first, then images/folders, then masks."""
+        kinds = classify_paths([Path(p) for p in paths])
+        for bad in kinds.unsupported:
+            self.show_error(f"Unsupported file: {bad.name} (not an image, mask, checkpoint or "
+                            "folder)")
+        for ckpt in kinds.checkpoints[-1:]:
+            self.open_checkpoint(ckpt)
+        if kinds.folders:
+            self.open_folder(kinds.folders[0])
+        elif len(kinds.images) > 1:
+            self.set_image_list(kinds.images)
+        elif kinds.images:
+            self.open_image(kinds.images[0])
+        for m in kinds.masks[-1:]:
+            if kinds.images:
+                self._pending_mask = m  # applied once the new image is in
+            else:
+                self.open_mask(m)
+
+    # =========================================================================================
+    # Waiting (tests, --screenshot)
+    # =========================================================================================
+    def is_idle(self) -> bool:
+        return (not self.runner.busy() and not self._refresh_timer.isActive()
+                and not self._gradients_pending)
+
+    def wait_until_idle(self, timeout_ms: int = 30_000) -> bool:
+        """Process events until no job runs and the overlay is drawn; False on timeout."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        app = QApplication.instance()
+        while time.monotonic() < deadline:
+            app.processEvents()
+            if self.is_idle():
+                if self._explorer_timer.isActive():
+                    continue
+                app.processEvents()
+                if self.is_idle():
+                    return True
+            else:
+                time.sleep(0.002)  # a job is running in the worker: don't spin the CPU flat out
+        return False
+
+    # =========================================================================================
+    # Rendering
+    # =========================================================================================
+    def schedule_refresh(self) -> None:
+        """Ask for a redraw at the next event-loop turn (many calls -> one redraw)."""
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def current_settings(self) -> ViewSettings:
+        return self.controls.settings()
+
+    def refresh(self) -> None:
+        """Compute the map for the newest settings from the cached capture and draw it."""
+        self._refresh_timer.stop()
+        s = self.controls.settings()
+        base = self.image.display if self.image is not None else self.raw_image
+        if base is None:
+            self._update_empty_state()
+            return
+        self._update_query_box()
+        if self.capture is None or self.loaded is None:
+            self._show(RenderResult(s, None, None, base, None, 0.0))
+            return
+        cap = self.capture
+        if s.map.needs_gradients:
+            try:
+                c = cap.resolve_class(s.map.class_index)
+            except ValueError as exc:
+                self.show_error(user_message(exc))
+                return
+            if not cap.has_gradients(c):
+                self._request_gradients(cap, c)
+                return
+        t0 = time.perf_counter()
+        try:
+            grid, full = saliency_image(cap, s.map, image_size=base.shape[0],
+                                        patch_size=base.shape[0] // cap.grid_size[0],
+                                        smoothing=s.smoothing)
+            rgb = overlay(base, full, cmap=s.colormap, opacity=s.opacity) if s.show_overlay \
+                else base
+            score = smm(full, self.mask, s.smm_threshold) if self.mask is not None else None
+        except Exception as exc:  # noqa: BLE001 - a bad setting must not kill the window
+            self.show_error(f"Cannot compute the map: {user_message(exc)}")
+            return
+        elapsed = (time.perf_counter() - t0) * 1000
+        self._show(RenderResult(s, grid, full, rgb, score, elapsed))
+        self._schedule_explorer()
+
+    def _show(self, result: RenderResult) -> None:
+        self.image_view.set_rgb(result.rgb)
+        self.last_render = result
+        self.render_count += 1
+        if result.full is not None:
+            self.timing_label.setText(f"map {result.elapsed_ms:.1f} ms")
+        if self.mask is not None and result.full is not None:
+            self.smm_label.setText("SMM —" if result.smm is None else f"SMM {result.smm:.3f}")
+        else:
+            self.smm_label.setText("")
+        panel = self.panels.get("masks")
+        if panel is not None and result.full is not None:
+            panel.set_saliency(result.full)
+            panel.set_threshold(result.settings.smm_threshold)
+        self.overlayUpdated.emit()
+
+    def _schedule_explorer(self) -> None:
+        self._explorer_timer.start()  # (re)start: the newest request waits for a quiet moment
+
+    def refresh_explorer(self) -> None:
+        """Redraw the head/layer grid when what it shows changed (and it is visible)."""
+        if self.capture is None or not self.explorer_dock.isVisible():
+            if self.capture is None:
+                self.explorer.clear()
+                self._explorer_key = None
+            return
+        m = self.controls.settings().map
+        key = (id(self.capture), m.query, m.fusion, m.discard_ratio, m.legacy_normalisation,
+               m.residual)
+        if key != self._explorer_key:
+            try:
+                data = explorer_maps(self.capture, query=m.query, fusion=m.fusion,
+                                     discard_ratio=m.discard_ratio, residual=m.residual,
+                                     legacy_normalisation=m.legacy_normalisation)
+            except Exception as exc:  # noqa: BLE001
+                self.show_error(f"Cannot draw the explorer: {user_message(exc)}")
+                return
+            self.explorer.set_data(data, colormap=self.controls.settings().colormap)
+            self._explorer_key = key
+        self.explorer.set_selection(
+            m.layer % self.capture.num_layers if m.method == "attention" else None,
+            m.head if m.method == "attention" else None)
+
+    # =========================================================================================
+    # Export
+    # =========================================================================================
+    def export_overlay(self, path: str | Path, *, overwrite: bool = False,
+                       scale: int = 1) -> list[Path]:
+        """Write the overlay PNG (settings in its metadata) and the raw map ``.npy`` beside it.
+
+        Raises:
+            ExportError: nothing to export, or a file exists and ``overwrite`` is False.
+        """
+        r = self.last_render
+        if r is None or r.full is None:
+            raise ExportError("Nothing to export yet: open a checkpoint and an image first")
+        meta = self.export_metadata()
+        return export_overlay(Path(path), r.rgb, r.full, meta, overwrite=overwrite, scale=scale)
+
+    def export_metadata(self) -> dict:
+        r = self.last_render
+        meta = {"settings": r.settings.to_metadata() if r else {},
+                "checkpoint": str(self.loaded.path) if self.loaded and self.loaded.path else None,
+                "image": str(self.image_path) if self.image_path else None,
+                "mask": str(self.mask_path) if self.mask_path else None,
+                "smm": r.smm if r else None}
+        if self.capture is not None and self.loaded is not None:
+            c = self.capture.predicted_class
+            meta["predicted_class"] = c
+            meta["predicted_name"] = self.loaded.class_names[c]
+            meta["probability"] = float(self.capture.probabilities[c])
+        return meta
+
+    def _export_dialog(self) -> None:
+        if self.last_render is None or self.last_render.full is None:
+            self.show_error("Nothing to export yet: open a checkpoint and an image first")
+            return
+        start = self.settings_store.value("export/folder", str(Path.home()))
+        name = suggested_name(self.image_path, self.last_render.settings)
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export overlay", str(Path(start) / name), "PNG image (*.png)",
+            options=QFileDialog.Option.DontConfirmOverwrite)
+        if not path:
+            return
+        path = Path(path).with_suffix(".png")
+        self.settings_store.setValue("export/folder", str(path.parent))
+        try:
+            written = self.export_overlay(path)
+        except ExportError as exc:
+            if "exists" not in str(exc):
+                self.show_error(str(exc))
+                return
+            answer = QMessageBox.question(self, "Replace files?", f"{exc}\n\nReplace them?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            try:
+                written = self.export_overlay(path, overwrite=True)
+            except ExportError as exc2:
+                self.show_error(str(exc2))
+                return
+        self.statusBar().showMessage("Wrote " + ", ".join(p.name for p in written), 6000)
+
+    def _export_grid_dialog(self) -> None:
+        if self.explorer.is_empty():
+            self.show_error("The head/layer grid is empty: open a checkpoint and an image first")
+            return
+        start = self.settings_store.value("export/folder", str(Path.home()))
+        stem = self.image_path.stem if self.image_path else "grid"
+        path, _ = QFileDialog.getSaveFileName(self, "Export head/layer grid",
+                                              str(Path(start) / f"{stem}_grid.png"),
+                                              "PNG image (*.png)")
+        if not path:
+            return
+        try:
+            self.explorer.export_png(Path(path), self.export_metadata(), overwrite=True)
+        except (ExportError, OSError) as exc:
+            self.show_error(user_message(exc))
+            return
+        self.statusBar().showMessage(f"Wrote {Path(path).name}", 6000)
+
+    # =========================================================================================
+    # Errors and messages
+    # =========================================================================================
+    def show_error(self, message: str) -> None:
+        """One line in the status bar (red for a while); never a traceback."""
+        self.statusBar().setStyleSheet("QStatusBar { color: #ff7b72; }")
+        self.statusBar().showMessage(message, 10_000)
+        self._error_timer.start()  # owned by the window: never fires after it is gone
+        self.errorShown.emit(message)
+
+    # =========================================================================================
+    # Jobs
+    # =========================================================================================
+    def _start_capture(self, path: Path | None = None) -> int:
+        """Queue (read + prepare + capture) of ``path`` or of the current image."""
+        path = path or self._requested_image or self.image_path
+        if path is None:
+            return 0
+        if self.runner.latest("model") in self._jobs:
+            # A checkpoint is loading: its result starts the capture with the new model.
+            self.image_view.set_message("Loading…")
+            return 0
+        loaded = self.loaded
+        if loaded is None:
+            rid = self.runner.submit(lambda: ("raw", path, read_image(path)), channel="image")
+        else:
+            def job():
+                prepared = load_image(path, loaded)
+                return ("capture", path, loaded, prepared, capture_image(loaded, prepared))
+            rid = self.runner.submit(job, channel="image")
+        self._jobs[rid] = "image"
+        return rid
+
+    def _request_gradients(self, cap: Capture, c: int) -> None:
+        if c in self._gradients_pending:
+            return
+        self._gradients_pending.add(c)
+        self.statusBar().showMessage(f"Computing gradients for class {c}…")
+        rid = self.runner.submit(lambda: (cap, c, cap.gradients(c)), channel=f"grad{c}")
+        self._jobs[rid] = "gradients"
+
+    def _on_job_finished(self, rid: int, result: object) -> None:
+        kind = self._jobs.pop(rid, None)
+        if kind == "model":
+            if not self.runner.is_latest(rid, "model"):
+                return
+            self._set_model(result)
+        elif kind == "image":
+            if not self.runner.is_latest(rid, "image"):
+                return  # an older image: the user has moved on
+            self._set_image_result(result)
+        elif kind == "gradients":
+            cap, c, _ = result
+            self._gradients_pending.discard(c)
+            if cap is self.capture:
+                self.statusBar().clearMessage()
+                self.schedule_refresh()
+
+    def _on_job_failed(self, rid: int, message: str) -> None:
+        kind = self._jobs.pop(rid, None)
+        if kind == "gradients":
+            self._gradients_pending.clear()
+            self.show_error(f"Cannot compute gradients: {message}")
+        elif kind == "model":
+            self.model_label.setText(self.loaded.name if self.loaded else "No checkpoint")
+            self.show_error(f"Cannot open checkpoint: {message}")
+            if self.runner.is_latest(rid, "model") and self._requested_image is not None \
+                    and self._requested_image != self.image_path:
+                self._start_capture()  # the image waited for this model: show it anyway
+        elif kind == "image" and self.runner.is_latest(rid, "image"):
+            self._requested_image = self.image_path  # keep showing the previous image
+            self.show_error(f"Cannot open image: {message}")
+        self._update_empty_state()
+
+    def _set_model(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        cfg = loaded.checkpoint.config
+        self.capture = None
+        self._gradients_pending.clear()
+        self.controls.set_model_shape(cfg.depth, cfg.num_heads, cfg.num_prefix_tokens,
+                                      (cfg.grid_size, cfg.grid_size))
+        self.controls.set_class_index(None)
+        self.model_label.setText(f"{loaded.name} · {cfg.depth}×{cfg.num_heads} · "
+                                 f"{cfg.image_size}px/{cfg.patch_size}")
+        self.model_label.setToolTip(str(loaded.path))
+        self.statusBar().showMessage(f"Opened {loaded.name}", 4000)
+        if loaded.path is not None:
+            self._remember(loaded.path)
+        self.setWindowTitle(f"ViT Inspector — {loaded.name}")
+        if self._requested_image is not None or self.image_path is not None:
+            self._start_capture()
+        self._update_empty_state()
+        self.modelLoaded.emit(str(loaded.path))
+
+    def _set_image_result(self, result: tuple) -> None:
+        kind, path = result[0], result[1]
+        new_image = path != self.image_path
+        self.image_path = path
+        if kind == "raw":
+            self.raw_image, self.image, self.capture = result[2], None, None
+            self.predictions.clear("Open a checkpoint to see predictions.")
+        else:
+            _, _, loaded, prepared, cap = result
+            if loaded is not self.loaded:
+                return  # captured with a model that was replaced meanwhile
+            self.image, self.capture, self.raw_image = prepared, cap, None
+            self._gradients_pending.clear()
+            self.predictions.set_predictions(cap.top_k(5), loaded.class_names)
+            self.controls.set_class_index(None)
+            c = cap.predicted_class
+            self.statusBar().showMessage(
+                f"Predicted {loaded.class_names[c]} ({float(cap.probabilities[c]) * 100:.1f}%)",
+                6000)
+        self.image_label.setText(path.name)
+        self.image_label.setToolTip(str(path))
+        if new_image:
+            self._remember(path)
+            self._load_mask_for(path)
+        else:
+            self._refresh_mask_geometry()
+        self.image_view.fit() if new_image else None
+        self.schedule_refresh()
+        if kind == "capture":
+            self.captureReady.emit()
+
+    # =========================================================================================
+    # Masks
+    # =========================================================================================
+    def _load_mask_for(self, path: Path) -> None:
+        """A new image drops the old mask; a dropped mask or ``<stem>_mask.png`` beside it is
+        used."""
+        pending = self._pending_mask
+        self._pending_mask = None
+        self.mask_original = self.mask = self.mask_path = None
+        self.image_view.set_mask(None)
+        candidates = [pending] if pending else []
+        candidates += [path.with_name(f"{path.stem}_mask{s}") for s in (".png", path.suffix)]
+        for cand in candidates:
+            if cand is not None and cand.is_file():
+                try:
+                    self._set_mask(read_mask(cand), cand, quiet=True)
+                except (ImageReadError, OSError, ValueError):
+                    continue
+                break
+        self._notify_masks_panel()
+
+    def _set_mask(self, mask: np.ndarray, path: Path | None, quiet: bool = False) -> bool:
+        shape = self._original_shape()
+        if shape is None:
+            self.show_error("Open an image before its mask")
+            return False
+        if mask.shape != shape:
+            if not quiet:
+                self.show_error(f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
+                                f"{shape[1]}×{shape[0]}; mask not used")
+            return False
+        self.mask_original, self.mask_path = mask, path
+        self._refresh_mask_geometry()
+        self.schedule_refresh()
+        return True
+
+    def _original_shape(self) -> tuple[int, int] | None:
+        if self.image is not None:
+            return self.image.original.shape[:2]
+        if self.raw_image is not None:
+            return self.raw_image.shape[:2]
+        return None
+
+    def _refresh_mask_geometry(self) -> None:
+        if self.mask_original is None:
+            self.mask = None
+        elif self.loaded is not None and self.image is not None:
+            self.mask = prepare_mask(self.mask_original, self.loaded)
+        else:
+            self.mask = self.mask_original
+        self.image_view.set_mask(self.mask)
+
+    def _notify_masks_panel(self) -> None:
+        panel = self.panels.get("masks")
+        hook = getattr(panel, "set_image", None) if panel else None
+        if hook is not None and self.image is not None:
+            try:
+                hook(self.image.display, self.mask)
+            except Exception as exc:  # noqa: BLE001 - another panel must not break ours
+                self.show_error(f"Masks panel: {user_message(exc)}")
+
+    # =========================================================================================
+    # Interaction
+    # =========================================================================================
+    def _on_hover(self, x: int, y: int) -> None:
+        if x < 0:
+            return
+        base = self.last_render.rgb if self.last_render else None
+        if base is None or y >= base.shape[0] or x >= base.shape[1]:
+            return
+        src = self.image.display if self.image is not None else self.raw_image
+        text = f"x {x}, y {y}"
+        if src is not None and y < src.shape[0] and x < src.shape[1]:
+            r, g, b = (int(v) for v in src[y, x])
+            text += f" · RGB {r} {g} {b}"
+        if self.last_render.full is not None and self.capture is not None:
+            text += f" · saliency {float(self.last_render.full[y, x]):.3f}"
+            rows, cols = self.capture.grid_size
+            ph, pw = src.shape[0] // rows, src.shape[1] // cols
+            text += f" · patch ({y // ph}, {x // pw})"
+        if self.mask is not None and y < self.mask.shape[0] and x < self.mask.shape[1]:
+            text += " · in mask" if self.mask[y, x] else ""
+        self.statusBar().showMessage(text)
+
+    def _on_image_clicked(self, x: int, y: int) -> None:
+        """Clicking a patch makes it the query token (method ``attention`` if needed)."""
+        if self.capture is None or self.image is None:
+            return
+        rows, cols = self.capture.grid_size
+        s = self.image.display.shape
+        r, c = min(rows - 1, y * rows // s[0]), min(cols - 1, x * cols // s[1])
+        q = self.capture.num_prefix_tokens + r * cols + c
+        if self.controls.method.currentData() == "cls-attention":
+            self.controls.set_method("attention")
+        self.controls.set_query(q)
+        self.statusBar().showMessage(f"Query: patch ({r}, {c}), token {q}. Esc: class token",
+                                     5000)
+
+    def _update_query_box(self) -> None:
+        q = self.controls.query_patch()
+        if q is None or self.capture is None or self.image is None:
+            self.image_view.set_query_box(None)
+            return
+        rows, cols = self.capture.grid_size
+        ph, pw = self.image.display.shape[0] // rows, self.image.display.shape[1] // cols
+        self.image_view.set_query_box((q[1] * pw, q[0] * ph, pw, ph))
+
+    def _on_class_chosen(self, c: int) -> None:
+        if c < 0 or self.loaded is None:
+            self.controls.set_class_index(None)
+            return
+        self.controls.set_class_index(c, self.loaded.class_names[c])
+        if self.controls.method.currentData() not in ("grad-rollout", "relevance"):
+            self.statusBar().showMessage(
+                f"Target {self.loaded.class_names[c]}: used by gradient rollout and relevance",
+                5000)
+
+    def _on_explorer_clicked(self, layer: int, column: str, head: int) -> None:
+        if column == "rollout":
+            self.controls.set_layer_head(layer, None, method="rollout")
+        elif column == "fused":
+            self.controls.set_layer_head(layer, None)
+        else:
+            self.controls.set_layer_head(layer, head)
+
+    def _on_strip_activated(self, path: Path) -> None:
+        self.open_image(path)
+
+    # =========================================================================================
+    # Drag and drop
+    # =========================================================================================
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
+
+    # =========================================================================================
+    # Keys
+    # =========================================================================================
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        key = event.key()
+        if key in (Qt.Key.Key_Right, Qt.Key.Key_Down) and self.strip.count():
+            self.strip.step(+1)
+        elif key in (Qt.Key.Key_Left, Qt.Key.Key_Up) and self.strip.count():
+            self.strip.step(-1)
+        elif key == Qt.Key.Key_Escape:
+            self.controls.set_query(0)
+        else:
+            super().keyPressEvent(event)
+
+    # =========================================================================================
+    # Menus, docks, settings
+    # =========================================================================================
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _install_optional_panels(self) -> None:
+        """Masks, training and compare panels, when their modules exist (written separately).
+
+        Masks sit in a tab beside the predictions (right); training and compare in tabs beside
+        the explorer (left). Each is wrapped in a scroll area so that a tall panel never forces
+        the window's minimum size.
+        """
+        import importlib
+
+        specs = (("masks", "inspector.gui.masks_panel", "MasksPanel", "Masks",
+                  self.predictions_dock),
+                 ("training", "inspector.gui.training_panel", "TrainingPanel", "Training",
+                  self.explorer_dock),
+                 ("compare", "inspector.gui.compare_view", "CompareView", "Compare",
+                  self.explorer_dock))
+        self.panels: dict[str, QWidget] = {}
+        for key, module, cls_name, title, beside in specs:
+            try:
+                cls = getattr(importlib.import_module(module), cls_name)
+                widget = cls()
+            except Exception:  # noqa: BLE001 - missing or unfinished panel: leave it out
+                continue
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(widget)
+            dock = self._dock(title, scroll, self.dockWidgetArea(beside))
+            self.tabifyDockWidget(beside, dock)
+            self.extra_docks[key] = dock
+            self.panels[key] = widget
+            self._connect_panel(key, widget)
+        self.predictions_dock.raise_()
+        self.explorer_dock.raise_()
+
+    def _connect_panel(self, key: str, widget: QWidget) -> None:
+        """Wire the signals the other panels offer (by name, so either side can evolve)."""
+        if key == "masks":
+            if hasattr(widget, "mask_changed"):
+                widget.mask_changed.connect(self._on_panel_mask)
+            if hasattr(widget, "error"):
+                widget.error.connect(self.show_error)
+        if key == "training" and hasattr(widget, "finished"):
+            widget.finished.connect(lambda p: self.open_checkpoint(p))
+
+    def _on_panel_mask(self, mask: object) -> None:
+        """A mask from the masks panel, in display geometry (S, S) or None."""
+        if mask is None:
+            self.set_mask_array(None)
+            return
+        m = np.asarray(mask, dtype=bool)
+        if self.mask is not None and m.shape == self.mask.shape and np.array_equal(m, self.mask):
+            return  # our own mask echoed back
+        if self.image is not None and m.shape == self.image.display.shape[:2]:
+            self.mask_original = None
+            self.mask, self.mask_path = m, None
+            self.image_view.set_mask(m)
+            self.schedule_refresh()
+        else:
+            self.set_mask_array(m)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        self._action(file_menu, "Open &Image…", QKeySequence.StandardKey.Open,
+                     self._open_image_dialog, "Open an image (PNG, JPEG, BMP, WebP, TIFF)")
+        self._action(file_menu, "Open &Checkpoint…", "Ctrl+Shift+O", self._open_checkpoint_dialog,
+                     "Open a checkpoint (ours, timm, torchvision, Hugging Face, the paper's)")
+        self._action(file_menu, "Open &Mask…", "Ctrl+M", self._open_mask_dialog,
+                     "Open a mask image for SMM (non-zero = object)")
+        self._action(file_menu, "Open &Folder…", "Ctrl+Shift+F", self._open_folder_dialog,
+                     "Browse a folder of images (arrow keys move through it)")
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self._rebuild_recent_menu()
+        file_menu.addSeparator()
+        self._action(file_menu, "&Export Overlay…", "Ctrl+E", self._export_dialog,
+                     "Save the overlay PNG (settings in its metadata) and the raw map .npy")
+        self._action(file_menu, "Export &Grid…", "Ctrl+Shift+E", self._export_grid_dialog,
+                     "Save the head/layer grid as PNG")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+
+        view = mb.addMenu("&View")
+        self._action(view, "Toggle &Overlay", "O",
+                     lambda: self.controls.show_overlay.toggle(), "Show or hide the overlay")
+        self._action(view, "&Fit Image", "F", self.image_view.fit)
+        self._action(view, "Query: &Class Token", "Esc", lambda: self.controls.set_query(0))
+        self._action(view, "Discard −0.05", "[", lambda: self.controls.step_discard(-5))
+        self._action(view, "Discard +0.05", "]", lambda: self.controls.step_discard(5))
+        self._action(view, "Previous Image", "PgUp", lambda: self.strip.step(-1))
+        self._action(view, "Next Image", "PgDown", lambda: self.strip.step(+1))
+        view.addSeparator()
+        methods = view.addMenu("&Method")
+        for i, m in enumerate(("attention", "rollout", "grad-rollout", "relevance",
+                               "cls-attention")):
+            self._action(methods, m, f"Ctrl+{i + 1}", lambda m=m: self.controls.set_method(m))
+        view.addSeparator()
+        panels = view.addMenu("&Panels")
+        for dock in (self.controls_dock, self.predictions_dock, self.explorer_dock,
+                     *self.extra_docks.values()):
+            panels.addAction(dock.toggleViewAction())
+
+        help_menu = mb.addMenu("&Help")
+        self._action(help_menu, "&About", None, self._about)
+
+    def _action(self, menu, text: str, shortcut, slot, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        if tip:
+            act.setStatusTip(tip)
+            act.setToolTip(tip)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        self.addAction(act)
+        return act
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "ViT Inspector",
+                          "<b>ViT Inspector</b><br>Attention rollout, gradient rollout, relevance "
+                          "and last-layer CLS attention for Vision Transformers, with SMM.")
+
+    def _open_image_dialog(self) -> None:
+        pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_folder(),
+                                              f"Images ({pattern});;All files (*)")
+        if path:
+            self.open_paths([path])
+
+    def _open_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open checkpoint", self._last_folder(),
+            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)")
+        if path:
+            self.open_checkpoint(path)
+
+    def _open_mask_dialog(self) -> None:
+        pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open mask", self._last_folder(),
+                                              f"Mask images ({pattern})")
+        if path:
+            self.open_mask(path)
+
+    def _open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open folder", self._last_folder())
+        if path:
+            self.open_folder(path)
+
+    def _last_folder(self) -> str:
+        recent = self.recent_files()
+        return str(Path(recent[0]).parent) if recent else str(Path.cwd())
+
+    def recent_files(self) -> list[str]:
+        value = self.settings_store.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _remember(self, path: Path) -> None:
+        p = str(Path(path).resolve())
+        recent = [r for r in self.recent_files() if r != p]
+        self.settings_store.setValue("recent", [p, *recent][:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_files()
+        for p in recent:
+            act = self.recent_menu.addAction(Path(p).name)
+            act.setToolTip(p)
+            act.setStatusTip(p)
+            act.triggered.connect(lambda _=False, p=p: self.open_paths([p]))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings_store.value("window/geometry")
+        state = self.settings_store.value("window/state")
+        self.restored_geometry = False
+        # Default proportions: the image gets the middle; the explorer and controls the sides.
+        self.resizeDocks([self.explorer_dock, self.controls_dock], [360, 330],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.controls_dock, self.predictions_dock], [480, 220],
+                         Qt.Orientation.Vertical)
+        if isinstance(geometry, QByteArray):
+            self.restored_geometry = self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def _update_empty_state(self) -> None:
+        if self.image is not None or self.raw_image is not None:
+            self.image_view.set_message("")
+            return
+        self.image_view.set_rgb(None)
+        if self.loaded is None and not self.runner.busy():
+            self.image_view.set_message("Drop a checkpoint and an image here\n"
+                                        "(File ▸ Open Checkpoint… Ctrl+Shift+O)")
+        elif self.runner.busy():
+            self.image_view.set_message("Loading…")
+        else:
+            self.image_view.set_message("Drop an image here (File ▸ Open Image… Ctrl+O)")
+        self.predictions.clear("No prediction yet: open a checkpoint and an image."
+                               if self.loaded is None else "Open an image to see predictions.")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._closing = True
+        training = self.panels.get("training")
+        if training is not None and getattr(training, "is_running", lambda: False)():
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "A training job is running. Stop it (the last completed epoch's checkpoint is "
+                "kept) and quit?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                self._closing = False
+                return
+            training.request_stop_and_wait(30_000)
+        self.settings_store.setValue("window/geometry", self.saveGeometry())
+        self.settings_store.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.settings_store.sync()
+        for panel in self.panels.values():
+            panel.close()  # lets each panel stop its own workers
+        self.runner.shutdown(10_000)
+        super().closeEvent(event)
+
+
+def _looks_like_mask(path: Path) -> bool:
+    from .drops import looks_like_mask
+
+    return looks_like_mask(path)
+

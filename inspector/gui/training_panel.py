@@ -1,0 +1,563 @@
+"""The training panel: configure a ViT, train it in the background, watch the curves.
+
+Public API (for the main window):
+
+* ``TrainingPanel(parent=None)`` - a self-contained ``QWidget`` (place it in a dock or tab).
+* ``finished(str)`` signal - a trained model is ready at this path (``best.pt``); open it.
+* ``job_ended(str, str)`` signal - any end of a job: ``(status, message)`` with status
+  ``finished`` / ``stopped`` / ``diverged`` / ``failed``; emitted after the thread has ended.
+* ``running_changed(bool)`` signal.
+* ``start()`` / ``cancel()`` - what the buttons do; ``is_running()``.
+* ``request_stop_and_wait(timeout_ms) -> bool`` - for window close: sets the stop flag and waits
+  for the worker thread; the core stops between steps, so ``last.pt`` stays the last completed
+  epoch's (it is written atomically). True when the thread has ended.
+* ``model_config()`` / ``train_config()`` / ``dataset_spec()`` - the settings as core objects.
+
+All numbers shown come from :mod:`inspector.core.train` events and ``history.json`` rows.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QSettings, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.core.config import (
+    POS_ENCODINGS,
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    ViTConfig,
+    preset,
+)
+
+from .training_worker import DatasetSpec, TrainingJob, TrainingWorker, user_message
+
+CUSTOM = "custom"
+DATASET_KINDS = (("synthetic", "Synthetic shapes"), ("tiny-imagenet", "Tiny ImageNet folder"),
+                 ("folder", "Image folder (one sub-folder per class)"))
+# The ablation switches a preset sets (MISSION.md section 1); compared to name the preset.
+_SWITCHES = ("pos_encoding", "depth", "num_heads", "hidden_size", "residual", "layernorm")
+
+
+def format_eta(seconds: float) -> str:
+    """``h:mm:ss`` / ``m:ss`` for a duration; ``--:--`` when unknown."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "--:--"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class TrainingPanel(QWidget):
+    """Configure and run a training job, with live curves, progress, ETA and a log."""
+
+    finished = Signal(str)
+    job_ended = Signal(str, str)
+    running_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+        self._stop = threading.Event()
+        self._result: tuple[str, str, str] | None = None
+        self._history: list[dict[str, Any]] = []
+        self._filling_preset = False
+        self._build()
+        self.apply_preset("baseline")
+        self._set_running(False)
+
+    # ------------------------------------------------------------------ construction
+    def _build(self) -> None:
+        root = QHBoxLayout(self)
+        left = QVBoxLayout()
+        root.addLayout(left, 0)
+
+        model_box = QGroupBox("Model (ViT)")
+        form = QFormLayout(model_box)
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems([*PRESETS, CUSTOM])
+        self.preset_combo.setToolTip("The paper's baseline and its one-change ablations; "
+                                     "choosing one fills every switch below")
+        self.preset_combo.currentTextChanged.connect(self._on_preset_chosen)
+        form.addRow("Preset", self.preset_combo)
+        self.pos_combo = QComboBox()
+        self.pos_combo.addItems(list(POS_ENCODINGS))
+        form.addRow("Position encoding", self.pos_combo)
+        self.depth_spin = _spin(1, 64, "Number of transformer blocks")
+        form.addRow("Blocks (depth)", self.depth_spin)
+        self.heads_spin = _spin(1, 64, "Attention heads per block")
+        form.addRow("Heads", self.heads_spin)
+        self.hidden_spin = _spin(1, 4096, "Hidden size (must be divisible by the heads)")
+        form.addRow("Hidden size", self.hidden_spin)
+        self.residual_check = QCheckBox("Residual connections")
+        self.layernorm_check = QCheckBox("LayerNorm")
+        form.addRow(self.residual_check)
+        form.addRow(self.layernorm_check)
+        self.double_softmax_check = QCheckBox("Paper-faithful double softmax")
+        self.double_softmax_check.setToolTip(
+            "Softmax inside the model, then cross-entropy on the probabilities, as the "
+            "authors' code did")
+        form.addRow(self.double_softmax_check)
+        for w in (self.pos_combo,):
+            w.currentTextChanged.connect(self._on_switch_changed)
+        for w in (self.depth_spin, self.heads_spin, self.hidden_spin):
+            w.valueChanged.connect(self._on_switch_changed)
+        for w in (self.residual_check, self.layernorm_check):
+            w.toggled.connect(self._on_switch_changed)
+        left.addWidget(model_box)
+
+        defaults = TrainConfig()
+        train_box = QGroupBox("Training")
+        tform = QFormLayout(train_box)
+        self.epochs_spin = _spin(1, 100_000, "Epochs")
+        self.epochs_spin.setValue(defaults.epochs)
+        tform.addRow("Epochs", self.epochs_spin)
+        self.batch_spin = _spin(1, 65_536, "Batch size")
+        self.batch_spin.setValue(defaults.batch_size)
+        tform.addRow("Batch size", self.batch_spin)
+        self.lr_spin = _dspin(1e-6, 10.0, 6, defaults.lr, "Peak learning rate (warm-up, then "
+                                                          "linear decay)")
+        tform.addRow("Learning rate", self.lr_spin)
+        self.wd_spin = _dspin(0.0, 10.0, 4, defaults.weight_decay, "Weight decay")
+        tform.addRow("Weight decay", self.wd_spin)
+        self.seed_spin = _spin(0, 2**31 - 1, "Seed for the model, the batches and the data")
+        tform.addRow("Seed", self.seed_spin)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        tform.addRow("Device", self.device_combo)
+        left.addWidget(train_box)
+
+        data_box = QGroupBox("Data and output")
+        dform = QFormLayout(data_box)
+        self.dataset_combo = QComboBox()
+        for key, label in DATASET_KINDS:
+            self.dataset_combo.addItem(label, key)
+        self.dataset_combo.currentIndexChanged.connect(self._on_dataset_kind)
+        dform.addRow("Dataset", self.dataset_combo)
+        self.data_path_edit = QLineEdit()
+        self.data_path_edit.setPlaceholderText("dataset folder")
+        self.data_browse = QPushButton("Browse…")
+        self.data_browse.clicked.connect(self._browse_data)
+        dform.addRow("Folder", _row(self.data_path_edit, self.data_browse))
+        self.classes_spin = _spin(2, 200, "Number of classes to use")
+        self.classes_spin.setValue(10)
+        dform.addRow("Classes", self.classes_spin)
+        self.train_per_class_spin = _spin(0, 100_000, "Training images per class "
+                                                      "(0 = the loader's default)")
+        dform.addRow("Train / class", self.train_per_class_spin)
+        self.val_per_class_spin = _spin(0, 100_000, "Synthetic validation images per class "
+                                                    "(0 = default)")
+        dform.addRow("Val / class", self.val_per_class_spin)
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("output folder for last.pt, best.pt, history.json")
+        self.out_browse = QPushButton("Browse…")
+        self.out_browse.clicked.connect(self._browse_out)
+        dform.addRow("Output", _row(self.out_edit, self.out_browse))
+        self.overwrite_check = QCheckBox("Replace a run already in the output folder")
+        dform.addRow(self.overwrite_check)
+        left.addWidget(data_box)
+
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setShortcut("Ctrl+Return")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current step; the last completed epoch's "
+                                      "checkpoint is kept")
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        left.addLayout(buttons)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #c62828;")
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.hide()
+        left.addWidget(self.error_label)
+        left.addStretch(1)
+
+        right = QVBoxLayout()
+        root.addLayout(right, 1)
+        self.loss_plot = pg.PlotWidget(title="Loss")
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_plot.setLabel("bottom", "epoch")
+        self.acc_plot = pg.PlotWidget(title="Accuracy")
+        self.acc_plot.addLegend(offset=(-10, -10))
+        self.acc_plot.setLabel("bottom", "epoch")
+        self.acc_plot.setYRange(0.0, 1.0)
+        sym = {"symbol": "o", "symbolSize": 5}
+        self.train_loss_curve = self.loss_plot.plot(
+            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym)
+        self.val_loss_curve = self.loss_plot.plot(
+            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym)
+        self.step_loss_curve = self.loss_plot.plot(
+            name="batch", pen=pg.mkPen((120, 120, 120, 110), width=1))
+        self.train_acc_curve = self.acc_plot.plot(
+            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym)
+        self.val_acc_curve = self.acc_plot.plot(
+            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym)
+        right.addWidget(self.loss_plot, 2)
+        right.addWidget(self.acc_plot, 2)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        right.addWidget(self.progress)
+        self.status_label = QLabel("No training job.")
+        right.addWidget(self.status_label)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setPlaceholderText("Training log")
+        right.addWidget(self.log_view, 1)
+        self._step_x: list[float] = []
+        self._step_y: list[float] = []
+        self._on_dataset_kind()
+
+    # ------------------------------------------------------------------ configuration
+    def apply_preset(self, name: str) -> None:
+        """Fill every ablation switch from the paper preset ``name`` (or leave as is for
+        ``custom``)."""
+        if name == CUSTOM:
+            self.preset_combo.setCurrentText(CUSTOM)
+            return
+        cfg = preset(name)
+        self._filling_preset = True
+        try:
+            self.preset_combo.setCurrentText(name)
+            self.pos_combo.setCurrentText(cfg.pos_encoding)
+            self.depth_spin.setValue(cfg.depth)
+            self.heads_spin.setValue(cfg.num_heads)
+            self.hidden_spin.setValue(cfg.hidden_size)
+            self.residual_check.setChecked(cfg.residual)
+            self.layernorm_check.setChecked(cfg.layernorm)
+        finally:
+            self._filling_preset = False
+
+    def model_config(self) -> ViTConfig:
+        """The architecture as set in the form (num_classes/image_size follow the data later).
+
+        Raises:
+            ConfigError: inconsistent values (e.g. hidden size not divisible by the heads).
+        """
+        return ViTConfig().replace(
+            pos_encoding=self.pos_combo.currentText(), depth=self.depth_spin.value(),
+            num_heads=self.heads_spin.value(), hidden_size=self.hidden_spin.value(),
+            residual=self.residual_check.isChecked(), layernorm=self.layernorm_check.isChecked(),
+            output_softmax=self.double_softmax_check.isChecked())
+
+    def train_config(self) -> TrainConfig:
+        """The training settings as set in the form (raises ``ConfigError`` when invalid)."""
+        return TrainConfig(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
+                           lr=self.lr_spin.value(), weight_decay=self.wd_spin.value(),
+                           seed=self.seed_spin.value(), device=self.device_combo.currentText())
+
+    def dataset_spec(self) -> DatasetSpec:
+        tpc = self.train_per_class_spin.value() or None
+        vpc = self.val_per_class_spin.value() or None
+        return DatasetSpec(kind=self.dataset_combo.currentData(),
+                           path=self.data_path_edit.text().strip(),
+                           classes=self.classes_spin.value(), seed=self.seed_spin.value(),
+                           train_per_class=tpc, val_per_class=vpc)
+
+    def set_dataset(self, kind: str, path: str | Path = "") -> None:
+        """Choose the dataset kind (``synthetic``, ``tiny-imagenet``, ``folder``) and folder."""
+        index = self.dataset_combo.findData(kind)
+        if index < 0:
+            raise ValueError(f"unknown dataset kind {kind!r}")
+        self.dataset_combo.setCurrentIndex(index)
+        self.data_path_edit.setText(str(path))
+
+    def set_output_dir(self, path: str | Path) -> None:
+        self.out_edit.setText(str(path))
+
+    @Slot(str)
+    def _on_preset_chosen(self, name: str) -> None:
+        if not self._filling_preset and name != CUSTOM:
+            self.apply_preset(name)
+
+    @Slot()
+    def _on_switch_changed(self, *_: object) -> None:
+        if self._filling_preset:
+            return
+        # Name the preset the switches now match, or "custom".
+        try:
+            current = self.model_config()
+        except ConfigError:
+            current = None
+        match = CUSTOM
+        if current is not None:
+            for name in PRESETS:
+                ref = preset(name)
+                if all(getattr(ref, k) == getattr(current, k) for k in _SWITCHES):
+                    match = name
+                    break
+        self._filling_preset = True
+        try:
+            self.preset_combo.setCurrentText(match)
+        finally:
+            self._filling_preset = False
+
+    @Slot()
+    def _on_dataset_kind(self, *_: object) -> None:
+        kind = self.dataset_combo.currentData()
+        idle = not self.is_running()
+        is_folder = kind != "synthetic"
+        self.data_path_edit.setEnabled(is_folder and idle)
+        self.data_browse.setEnabled(is_folder and idle)
+        self.val_per_class_spin.setEnabled(not is_folder and idle)
+        # An image folder uses all its class sub-folders and the loader's own split.
+        self.classes_spin.setEnabled(kind != "folder" and idle)
+        self.train_per_class_spin.setEnabled(kind != "folder" and idle)
+        from inspector.core.data.synthetic import SYNTHETIC_CLASSES
+
+        self.classes_spin.setMaximum(len(SYNTHETIC_CLASSES) if kind == "synthetic" else 200)
+
+    def _browse_data(self) -> None:
+        settings = QSettings()
+        start = self.data_path_edit.text() or str(settings.value("training/data_dir", ""))
+        folder = QFileDialog.getExistingDirectory(self, "Dataset folder", start)
+        if folder:
+            self.data_path_edit.setText(folder)
+            settings.setValue("training/data_dir", folder)
+
+    def _browse_out(self) -> None:
+        settings = QSettings()
+        start = self.out_edit.text() or str(settings.value("training/out_dir", ""))
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", start)
+        if folder:
+            self.out_edit.setText(folder)
+            settings.setValue("training/out_dir", folder)
+
+    # ------------------------------------------------------------------ running
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def last_result(self) -> tuple[str, str, str] | None:
+        """``(status, message, model_path)`` of the last job that ended, or None."""
+        return self._result
+
+    def history(self) -> list[dict[str, Any]]:
+        """The per-epoch rows received so far (the same rows the core writes)."""
+        return [dict(r) for r in self._history]
+
+    def show_error(self, message: str) -> None:
+        """Show a one-line problem in the panel (and the log)."""
+        self.error_label.setText(message)
+        self.error_label.setVisible(bool(message))
+        if message:
+            self._append_log(f"error: {message}")
+
+    @Slot()
+    def start(self) -> bool:
+        """Start a job with the form's settings. Returns False (and shows why) when the
+        settings are invalid or a job is already running."""
+        if self.is_running():
+            return False
+        self.show_error("")
+        try:
+            model_cfg = self.model_config()
+            train_cfg = self.train_config()
+            spec = self.dataset_spec()
+            out = self.out_edit.text().strip()
+            if not out:
+                raise ValueError("choose an output folder for the checkpoints")
+            if spec.kind != "synthetic" and not spec.path:
+                raise ValueError("choose the dataset folder")
+        except ValueError as exc:  # ConfigError is a ValueError
+            self.show_error(user_message(exc))
+            return False
+        job = TrainingJob(model_cfg=model_cfg, train_cfg=train_cfg, dataset=spec,
+                          out_dir=Path(out).expanduser(),
+                          overwrite=self.overwrite_check.isChecked(),
+                          provenance={"preset": self.preset_combo.currentText(),
+                                      "source": "vit-inspector gui"})
+        self._reset_curves()
+        self._result = None
+        self._stop = threading.Event()
+        thread = QThread(self)
+        worker = TrainingWorker(job, self._stop)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.log.connect(self._append_log)
+        worker.step.connect(self._on_step)
+        worker.epoch.connect(self._on_epoch)
+        # Direct: QThread.quit is thread-safe, and a GUI thread blocked in wait() (window
+        # close) could not run a queued quit.
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(lambda t=thread: self._on_thread_finished(t))
+        self._thread, self._worker = thread, worker
+        self._set_running(True)
+        self._append_log(f"starting: {self.preset_combo.currentText()} "
+                         f"({model_cfg.depth} blocks, {model_cfg.num_heads} heads, hidden "
+                         f"{model_cfg.hidden_size}, {model_cfg.pos_encoding} positions), "
+                         f"{train_cfg.epochs} epochs, batch {train_cfg.batch_size}, "
+                         f"lr {train_cfg.lr:g} -> {job.out_dir}")
+        self.progress.setValue(0)
+        self.progress.setFormat("loading data…")
+        thread.start()
+        return True
+
+    @Slot()
+    def cancel(self) -> None:
+        """Ask the job to stop before its next step (returns at once)."""
+        if self.is_running() and not self._stop.is_set():
+            self._stop.set()  # a threading.Event: read by the core loop, no Qt round trip
+            self.status_label.setText("Stopping after the current step…")
+            self._append_log("cancel requested")
+            self.cancel_button.setEnabled(False)
+
+    def request_stop_and_wait(self, timeout_ms: int = 10_000) -> bool:
+        """Stop the job and wait for its thread (window close). True when it has ended.
+
+        The core checks the flag before every step and writes each epoch's files atomically,
+        so the files on disk are always those of the last completed epoch.
+        """
+        if self._thread is None:
+            return True
+        self._stop.set()
+        thread = self._thread
+        ended = thread.wait(timeout_ms)
+        if ended:
+            self._on_thread_finished(thread)
+        return ended
+
+    @Slot(str)
+    def _append_log(self, line: str) -> None:
+        self.log_view.appendPlainText(line)
+
+    @Slot(dict)
+    def _on_step(self, info: dict) -> None:
+        total = max(1, info["total_steps"])
+        self.progress.setValue(int(round(1000 * info["global_step"] / total)))
+        self.progress.setFormat(
+            f"epoch {info['epoch']}/{info['epochs']} · step {info['step']}/"
+            f"{info['steps_per_epoch']} · %p% · ETA {format_eta(info['eta_seconds'])}")
+        self.status_label.setText(
+            f"loss {info['loss']:.4f} · lr {info['lr']:.2e} · "
+            f"{info['images_per_second']:.0f} img/s · elapsed {format_eta(info['elapsed'])}")
+        # The batch loss on the epoch axis: epoch e step s sits at e - 1 + s / steps.
+        self._step_x.append(info["epoch"] - 1 + info["step"] / max(1, info["steps_per_epoch"]))
+        self._step_y.append(info["loss"])
+        self.step_loss_curve.setData(self._step_x, self._step_y)
+
+    @Slot(dict)
+    def _on_epoch(self, info: dict) -> None:
+        row = info["metrics"]
+        self._history.append(dict(row))
+        epochs = [r["epoch"] for r in self._history]
+        self.train_loss_curve.setData(epochs, [r["train_loss"] for r in self._history])
+        self.val_loss_curve.setData(epochs, [r["val_loss"] for r in self._history])
+        self.train_acc_curve.setData(epochs, [r["train_acc"] for r in self._history])
+        self.val_acc_curve.setData(epochs, [r["val_accuracy"] for r in self._history])
+        best = " (best so far)" if info["is_best"] else ""
+        self._append_log(
+            f"epoch {row['epoch']}/{info['epochs']}: train loss {row['train_loss']:.4f} "
+            f"acc {row['train_acc']:.3f} · val loss {row['val_loss']:.4f} "
+            f"acc {row['val_accuracy']:.3f} F1 {_fmt(row.get('val_f1'))} "
+            f"AUC {_fmt(row.get('val_roc_auc'))} · {row.get('seconds', float('nan')):.1f} s"
+            f"{best}")
+
+    def _on_thread_finished(self, thread: QThread) -> None:
+        if thread is not self._thread:
+            return  # already handled (request_stop_and_wait and the signal both call this)
+        worker = self._worker
+        self._thread = self._worker = None
+        status, message, path = (worker.result if worker is not None and worker.result
+                                 else ("stopped", "the job ended", ""))
+        self._result = (status, message, path)
+        if worker is not None:
+            worker.deleteLater()
+        thread.deleteLater()
+        self._set_running(False)
+        if status == "failed":
+            self.show_error(message)
+            self.progress.setFormat("failed")
+        else:
+            self._append_log(f"{status}: {message}")
+            self.progress.setFormat(status)
+            if status == "finished":
+                self.progress.setValue(1000)
+        self.status_label.setText(f"{status}: {message}")
+        self.job_ended.emit(status, message)
+        if status == "finished" and path:
+            self.finished.emit(path)
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        for w in (self.preset_combo, self.pos_combo, self.depth_spin, self.heads_spin,
+                  self.hidden_spin, self.residual_check, self.layernorm_check,
+                  self.double_softmax_check, self.epochs_spin, self.batch_spin, self.lr_spin,
+                  self.wd_spin, self.seed_spin, self.device_combo, self.dataset_combo,
+                  self.out_edit, self.out_browse,
+                  self.overwrite_check):
+            w.setEnabled(not running)
+        self._on_dataset_kind()
+        self.running_changed.emit(running)
+
+    def _reset_curves(self) -> None:
+        self._history = []
+        self._step_x, self._step_y = [], []
+        for curve in (self.train_loss_curve, self.val_loss_curve, self.step_loss_curve,
+                      self.train_acc_curve, self.val_acc_curve):
+            curve.setData([], [])
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        # Standalone use: never leave a thread running behind a destroyed widget.
+        self.request_stop_and_wait(30_000)
+        super().closeEvent(event)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _spin(lo: int, hi: int, tip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setToolTip(tip)
+    return spin
+
+
+def _dspin(lo: float, hi: float, decimals: int, value: float, tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setDecimals(decimals)
+    spin.setRange(lo, hi)
+    spin.setSingleStep(10 ** -(decimals - 2) if decimals > 2 else 0.1)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        lay.addWidget(w)
+    return box

@@ -1,0 +1,132 @@
+"""The head/layer explorer: its numbers against independent references, hover and click."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
+
+from inspector.core.capture import capture  # noqa: E402
+from inspector.core.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
+from inspector.core.config import Preprocess, ViTConfig, preset  # noqa: E402
+from inspector.core.explain import explorer_maps  # noqa: E402
+from inspector.core.model import VisionTransformer  # noqa: E402
+from inspector.core.saliency import rollout  # noqa: E402
+from inspector.gui.attention_grid import AttentionGrid, GridLayout  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cap():
+    torch.manual_seed(3)
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=16, depth=3, num_heads=2,
+                    num_classes=4)
+    model = VisionTransformer(cfg).eval()
+    with torch.no_grad():
+        for blk in model.blocks:
+            blk.attn.qkv.weight.mul_(6.0)
+    return capture(model, torch.randn(1, 3, 32, 32))
+
+
+def test_explorer_maps_against_float64_references(cap):
+    q = 5
+    data = explorer_maps(cap, query=q, fusion="min", discard_ratio=0.3)
+    a = cap.attentions.double().numpy()  # (L, h, T, T)
+    L, H, T, _ = a.shape
+    assert data.maps.shape == (L, H + 2, 4, 4)
+    for layer in range(L):
+        for h in range(H):
+            row = a[layer, h, q, 1:].reshape(4, 4)
+            np.testing.assert_allclose(data.raw[layer, h], row, rtol=1e-5)
+            np.testing.assert_allclose(data.maps[layer, h], row / row.max(), rtol=1e-5)
+            p = a[layer, h, q]
+            assert data.entropy[layer, h] == pytest.approx(-(p * np.log(p)).sum(), rel=1e-5)
+        fused = a[layer, :, q, 1:].min(axis=0).reshape(4, 4)
+        np.testing.assert_allclose(data.raw[layer, H], fused, rtol=1e-5)
+        # Rollout of layers 0..layer: the saliency module's own rollout on those layers.
+        ref = rollout(a[: layer + 1], fusion="min", discard_ratio=0.3, query=q)
+        np.testing.assert_allclose(data.maps[layer, H + 1], ref, rtol=1e-4, atol=1e-6)
+    assert np.all(data.entropy <= np.log(T) + 1e-6)
+
+
+def test_layout_maps_points_to_cells():
+    lay = GridLayout(layers=12, heads=12, rows=14, cols=14)
+    for layer in (0, 5, 11):
+        for j in (0, 7, 11, 12, 13):
+            r = lay.cell_rect(layer, j)
+            assert lay.cell_at(r.x() + 2.5, r.y() + 13.5) == (layer, j, 13, 2)
+    assert lay.cell_at(lay.x0[1] - 0.5, 3) is None  # in the gap between cells
+    assert lay.column_kind(12) == "fused" and lay.column_kind(13) == "rollout"
+
+
+def _move(widget, pos) -> None:
+    """A real mouse-move event (QTest's mouseMove only moves the cursor on some platforms)."""
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    local = QPointF(pos)
+    event = QMouseEvent(QMouseEvent.Type.MouseMove, local, widget.mapToGlobal(local),
+                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def test_grid_hover_and_click(qtbot, cap):
+    grid = AttentionGrid()
+    qtbot.addWidget(grid)
+    grid.resize(500, 420)
+    grid.show()
+    qtbot.waitExposed(grid)
+    data = explorer_maps(cap, query=0, fusion="mean")
+    grid.set_data(data, colormap="viridis")
+    assert grid.mosaic.shape[:2] == (grid.layout_.height, grid.layout_.width)
+    view = grid.plot_widget
+    pt = view.mapFromScene(grid.cell_center_scene(2, 1))
+    with qtbot.waitSignal(grid.hoverText, timeout=2000) as hover:
+        _move(view.viewport(), pt)
+    assert f"Layer 2, head 1: entropy {data.entropy[2, 1]:.3f}" in hover.args[0]
+    with qtbot.waitSignal(grid.cellClicked, timeout=2000) as click:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pt)
+    assert click.args == [2, "head", 1]
+    pt = view.mapFromScene(grid.cell_center_scene(1, data.maps.shape[1] - 1))
+    with qtbot.waitSignal(grid.cellClicked, timeout=2000) as click:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pt)
+    assert click.args == [1, "rollout", -1]
+
+
+def test_clicking_a_cell_selects_layer_and_head_in_the_window(qtbot, tmp_path):
+    from PIL import Image
+
+    from inspector.gui.main_window import MainWindow
+
+    torch.manual_seed(0)
+    ckpt = Checkpoint.from_model(VisionTransformer(preset("baseline")),
+                                 class_names=[str(i) for i in range(10)],
+                                 preprocess=Preprocess())
+    save_checkpoint(tmp_path / "m.pt", ckpt)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitSignal(w.captureReady, timeout=20_000):
+        w.open_checkpoint(tmp_path / "m.pt")
+        w.open_image(tmp_path / "a.png")
+    assert w.wait_until_idle(20_000)
+    assert not w.explorer.is_empty()
+    view = w.explorer.plot_widget
+    pt = view.mapFromScene(w.explorer.cell_center_scene(2, 3))
+    with qtbot.waitSignal(w.overlayUpdated, timeout=5000):
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pt)
+    m = w.current_settings().map
+    assert (m.method, m.layer, m.head) == ("attention", 2, 3)
+    assert w.wait_until_idle(5000)
+    assert w.explorer.selection.isVisible()
+    assert w.explorer.selection.rect().contains(w.explorer.layout_.cell_rect(2, 3).center())
+    w.close()
