@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inspector.core.interop import build_model, open_checkpoint  # noqa: E402
+from inspector.core.interop import open_checkpoint  # noqa: E402
 from inspector.core.preprocess import to_tensor  # noqa: E402
 
 try:
@@ -65,7 +65,7 @@ def run_once(path: Path, image: np.ndarray) -> dict[str, float]:
     t = {"start": time.perf_counter()}
     ckpt = open_checkpoint(path)
     t["open_checkpoint"] = time.perf_counter()
-    model = build_model(ckpt)
+    model = ckpt.build_model()
     t["build_model"] = time.perf_counter()
     x = to_tensor(image, ckpt.preprocess)  # (1, 3, 224, 224)
     t["preprocess"] = time.perf_counter()

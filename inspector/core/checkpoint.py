@@ -177,14 +177,13 @@ def _listing(keys: list[str]) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _expected_shapes(cfg: ViTConfig) -> dict[str, tuple[int, ...]]:
+def expected_shapes(cfg: ViTConfig) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the state dict a :class:`VisionTransformer` of ``cfg`` has.
 
-    Built on the CPU and cached per config (configs are frozen, hence hashable). Not on the
-    meta device: a meta ``arange`` (the position tables) imports sympy and friends, a
-    one-off cost of seconds, far more than building a small model.
+    Built on the ``meta`` device (no memory, no random initialisation: milliseconds even for
+    ViT-B) and cached per config (configs are frozen, hence hashable).
     """
-    with torch.random.fork_rng(devices=[]):  # do not disturb the caller's RNG stream
+    with torch.device("meta"):
         model = VisionTransformer(cfg)
     return {k: _shape(v) for k, v in model.state_dict().items()}
 
@@ -253,24 +252,29 @@ class Checkpoint:
         bad = [k for k, v in self.state_dict.items() if not isinstance(v, Tensor)]
         if bad:
             raise CheckpointError(f"state_dict values must be tensors; not for: {_listing(bad)}")
-        problem = _mismatch_message(_expected_shapes(self.config), self.state_dict)
+        problem = _mismatch_message(expected_shapes(self.config), self.state_dict)
         if problem:
             raise CheckpointError(f"weights do not match the config: {problem}")
 
     def build_model(self, device: str | torch.device = "cpu") -> VisionTransformer:
         """A :class:`VisionTransformer` with these weights, in eval mode, on ``device``.
 
+        The module is created on the ``meta`` device and the checkpoint's tensors are
+        *assigned* (no random initialisation, no copy: seconds saved for ViT-B on a 2-core
+        CPU). On the checkpoint's own device the model therefore shares memory with
+        ``state_dict``: train a ``copy.deepcopy`` if the checkpoint must stay unchanged.
+
         Raises:
             CheckpointError: the state dict does not fit the config (names the missing and
                 unexpected keys and, for a shape mismatch, the key and both shapes).
         """
-        model = VisionTransformer(self.config)
-        expected = {k: _shape(v) for k, v in model.state_dict().items()}
-        problem = _mismatch_message(expected, self.state_dict)
+        problem = _mismatch_message(expected_shapes(self.config), self.state_dict)
         if problem:
             raise CheckpointError(f"weights do not match the config: {problem}")
+        with torch.device("meta"):
+            model = VisionTransformer(self.config)
         try:
-            model.load_state_dict(self.state_dict, strict=True)
+            model.load_state_dict(self.state_dict, strict=True, assign=True)
         except RuntimeError as exc:  # e.g. a dtype that cannot be copied
             raise CheckpointError(f"cannot load the weights into the model: {exc}") from exc
         return model.to(device).eval()

@@ -28,8 +28,11 @@ def sincos_table(num_positions: int, dim: int) -> torch.Tensor:
 
     angle(pos, i) = pos / 10000 ** (2 * (i // 2) / dim); sin on even channels, cos on odd.
     """
-    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
-    i = torch.arange(dim, dtype=torch.float64)[None, :]  # (1, D)
+    # Explicitly on the CPU: under ``with torch.device("meta")`` (fast model construction for
+    # loading) a meta arange would import sympy, seconds for nothing; the buffer is replaced
+    # by the checkpoint's tensor anyway.
+    pos = torch.arange(num_positions, dtype=torch.float64, device="cpu")[:, None]  # (P, 1)
+    i = torch.arange(dim, dtype=torch.float64, device="cpu")[None, :]  # (1, D)
     angle = pos / torch.pow(10000.0, 2 * torch.div(i, 2, rounding_mode="floor") / dim)
     table = torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
     return table.float()
@@ -149,7 +152,8 @@ class VisionTransformer(nn.Module):
             self.register_buffer("pos_embed", sincos_table(T, D)[None])  # (1, T, D)
         elif cfg.pos_encoding == "integer":
             # The token index added to every channel (the paper's (T, 1) table).
-            self.register_buffer("pos_embed", torch.arange(T, dtype=torch.float32)[:, None])
+            self.register_buffer("pos_embed",
+                                 torch.arange(T, dtype=torch.float32, device="cpu")[:, None])
         else:
             self.pos_embed = None
         self.pos_drop = nn.Dropout(cfg.dropout)

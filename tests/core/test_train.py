@@ -37,7 +37,7 @@ def test_lr_schedule_warms_up_linearly_then_decays_to_zero():
     assert factors[10] == pytest.approx(1.0)
     assert factors[55] == pytest.approx((100 - 55) / 90)
     assert factors[-1] == pytest.approx(1 / 90)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
 
 
 def test_training_writes_loadable_checkpoints_and_history(small_data, tmp_path):

@@ -45,7 +45,7 @@ from ..checkpoint import (
     load_checkpoint,
 )
 from ..config import Preprocess, ViTConfig
-from ..model import VisionTransformer, sincos_table
+from ..model import sincos_table
 from . import from_huggingface, from_paper, from_timm, from_torchvision
 from .common import (
     HEADLESS_CLASS_NAME,
@@ -64,7 +64,6 @@ __all__ = [
     "SUFFIXES",
     "Hints",
     "InteropError",
-    "build_model",
     "convert_state_dict",
     "detect_family",
     "imagenet_class_names",
@@ -202,41 +201,10 @@ def open_checkpoint(
     }
     if st_metadata:
         provenance["safetensors_metadata"] = dict(st_metadata)
-    # Not ckpt.check(): it instantiates the model on the CPU (random init, about a second for
-    # ViT-B); convert_state_dict validated every key and shape already, names and preprocess
-    # were checked above.
+    # convert_state_dict validated every key and shape already, names and preprocess were
+    # checked above: no second ckpt.check().
     return Checkpoint(config=cfg, state_dict=state, class_names=names, preprocess=pre,
                       train_config=None, history=[], provenance=provenance)
-
-
-def build_model(ckpt: Checkpoint, device: str | torch.device | None = None) -> VisionTransformer:
-    """A ready :class:`VisionTransformer` (eval mode) holding ``ckpt``'s weights, fast.
-
-    The module is created on the ``meta`` device and the checkpoint's tensors are *assigned*
-    (``load_state_dict(assign=True)``): no random initialisation, no copy -- for ViT-B this
-    saves seconds on a 2-core CPU. The model's parameters therefore share memory with
-    ``ckpt.state_dict``; train a ``copy.deepcopy`` if the checkpoint must stay unchanged.
-    Models with fixed (sine/cosine, integer) position tables are built on the CPU instead:
-    their tables use ``arange``, which on the meta device costs a one-off sympy import, and
-    such models (the paper's) are tiny anyway.
-
-    Args:
-        ckpt: the checkpoint.
-        device: move the model there afterwards (default: where the weights are).
-
-    Raises:
-        InteropError: the weights do not fit the config.
-    """
-    fast = ckpt.config.pos_encoding in ("learned", "none")
-    with torch.device("meta" if fast else "cpu"):
-        model = VisionTransformer(ckpt.config)
-    try:
-        model.load_state_dict(ckpt.state_dict, strict=True, assign=fast)
-    except RuntimeError as exc:
-        raise InteropError(f"the weights do not fit the config: {exc}") from exc
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
 
 
 def _resample_grid(pos: torch.Tensor, prefix: int, old: int, new: int) -> torch.Tensor:

@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import expected_shapes
 from ..config import ConfigError, Preprocess, ViTConfig
-from ..model import VisionTransformer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -204,24 +204,6 @@ def make_config(**fields: Any) -> ViTConfig:
         return ViTConfig(**fields)
     except ConfigError as exc:
         raise InteropError(f"the inferred architecture is inconsistent: {exc}") from exc
-
-
-def expected_shapes(cfg: ViTConfig) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of ``VisionTransformer(cfg).state_dict()``, without allocating it.
-
-    Built on the ``meta`` device (milliseconds even for ViT-B, no random init). Fixed position
-    tables are computed with ``arange``, which on the meta device imports sympy (seconds, once),
-    so the model is built with a learned table of the same shape and the table's shape is
-    filled in by hand: ``(1, T, D)`` for sine/cosine, ``(T, 1)`` for integer.
-    """
-    pos = cfg.pos_encoding
-    with torch.device("meta"):
-        model = VisionTransformer(cfg.replace(pos_encoding="learned") if pos in
-                                  ("sincos", "integer") else cfg)
-    shapes = {k: tuple(int(s) for s in v.shape) for k, v in model.state_dict().items()}
-    if pos == "integer":
-        shapes["pos_embed"] = (cfg.num_tokens, 1)
-    return shapes
 
 
 def validate_against_model(cfg: ViTConfig, state: Mapping[str, torch.Tensor],

@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inspector.core.interop import build_model
-
 
 def perturb_(model: nn.Module, seed: int, std: float = 0.2) -> nn.Module:
     """Add seeded noise to every parameter so that attention is far from uniform and biases
@@ -70,7 +68,7 @@ def assert_equivalent(ckpt, logits_ref: torch.Tensor, probs_ref: list[torch.Tens
     """Our imported model reproduces the original's logits (1e-4) and every layer's attention
     probabilities (1e-5) on ``images``; the reference attention is checked to be non-uniform so
     that the comparison can fail."""
-    model = build_model(ckpt)
+    model = ckpt.build_model()
     with torch.no_grad():
         out = model.forward_with_attention(images)
         fast = model(images)

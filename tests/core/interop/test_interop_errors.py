@@ -9,7 +9,6 @@ from torch import nn
 from inspector.core.config import ViTConfig
 from inspector.core.interop import (
     InteropError,
-    build_model,
     detect_family,
     open_checkpoint,
     resample_pos_embed,
@@ -132,7 +131,7 @@ def test_resample_pos_embed_against_timm(tmp_path):
         assert new.config.image_size == size and new.preprocess.image_size == size
         assert new.class_names == ckpt.class_names
         with torch.no_grad():
-            assert build_model(new)(torch.randn(1, 3, size, size)).shape == (1, 4)
+            assert new.build_model()(torch.randn(1, 3, size, size)).shape == (1, 4)
     assert ckpt.config.image_size == 32  # the input checkpoint is unchanged
     same = resample_pos_embed(ckpt, 32)
     assert torch.equal(same.state_dict["pos_embed"], ckpt.state_dict["pos_embed"])

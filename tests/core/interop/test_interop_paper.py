@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inspector.core.interop import InteropError, build_model, open_checkpoint
+from inspector.core.interop import InteropError, open_checkpoint
 from inspector.core.interop.common import PAPER_CLASSES
 
 P, IMG, C = 8, 64, 3
@@ -124,7 +124,7 @@ def test_paper_layout_matches_float64_reimplementation(tmp_path, name, d, blocks
     images = torch.rand(3, 3, IMG, IMG, generator=torch.Generator().manual_seed(0))
     ref_probs, ref_attn = paper_forward(sd, images, heads, residual, layernorm)
     with torch.no_grad():
-        out = build_model(ckpt).forward_with_attention(images)
+        out = ckpt.build_model().forward_with_attention(images)
     torch.testing.assert_close(out.logits.double(), ref_probs, atol=1e-4, rtol=0)
     torch.testing.assert_close(out.logits.sum(-1), torch.ones(3), atol=1e-5, rtol=0)
     for ours, ref in zip(out.attentions, ref_attn, strict=True):
@@ -145,7 +145,7 @@ def test_unconventional_name_needs_heads_then_works(tmp_path):
     images = torch.rand(2, 3, IMG, IMG, generator=torch.Generator().manual_seed(1))
     ref, _ = paper_forward(sd, images, 2, True, True)
     with torch.no_grad():
-        torch.testing.assert_close(build_model(ckpt)(images).double(), ref, atol=1e-4, rtol=0)
+        torch.testing.assert_close(ckpt.build_model()(images).double(), ref, atol=1e-4, rtol=0)
 
 
 def test_sincos_recognised_from_values_without_name(tmp_path):
