@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .postprocess import is_constant, upsample
 
 __all__ = [
     "MetricError",
@@ -64,42 +65,13 @@ def _as_mask(mask) -> np.ndarray:
 
 
 def upsample_bilinear(saliency, size: tuple[int, int]) -> np.ndarray:
-    """Resize a 2-D map to ``size = (H, W)`` with bilinear interpolation, in float64.
-
-    Uses ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``: pixel centres
-    are aligned (pixel i of the output samples the input at ``(i + 0.5) * h / H - 0.5``, clamped at
-    the borders), the convention of PIL, OpenCV and torchvision. When shrinking, antialiasing is
-    on (a widened triangle filter, as PIL does) so that no input pixel is skipped. A map already of
-    ``size`` is returned unchanged (as float64).
-
-    Args:
-        saliency: ``(h, w)`` map.
-        size: target ``(H, W)``.
-
-    Returns:
-        ``(H, W)`` float64 array.
-    """
+    """The map resized to ``size = (H, W)`` in float64 by :func:`postprocess.upsample`
+    (bilinear, half-pixel centres, antialiased when shrinking)."""
     arr = _as_map(saliency)
     H, W = int(size[0]), int(size[1])
     if H <= 0 or W <= 0:
         raise MetricError(f"target size must be positive (H, W), got {size!r}")
-    if arr.shape == (H, W):
-        return arr
-    t = torch.from_numpy(arr)[None, None]  # (1, 1, h, w)
-    shrink = arr.shape[0] > H or arr.shape[1] > W
-    out = F.interpolate(t, size=(H, W), mode="bilinear", align_corners=False, antialias=shrink)
-    return out[0, 0].numpy()
-
-
-def is_constant(x: np.ndarray) -> bool:
-    """True when the map's range is zero up to float rounding.
-
-    ``max - min <= 1e-9 * max(|x|)``: bilinear upsampling of a constant map leaves ~1e-16 relative
-    noise, which min-max scaling would otherwise blow up to the full [0, 1] range.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    lo, hi = float(x.min()), float(x.max())
-    return hi - lo <= 1e-9 * max(abs(lo), abs(hi))
+    return upsample(arr, (H, W), dtype=np.float64)
 
 
 def minmax_scale(x: np.ndarray) -> np.ndarray:

@@ -17,7 +17,8 @@ from scipy.ndimage import gaussian_filter
 from scipy.stats import spearmanr
 from torch import nn
 
-from inspector.core.metrics import MetricError, _as_map, is_constant, upsample_bilinear
+from inspector.core.metrics import MetricError, _as_map, upsample_bilinear
+from inspector.core.postprocess import is_constant
 
 __all__ = [
     "deletion_insertion",

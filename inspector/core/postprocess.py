@@ -23,6 +23,7 @@ __all__ = [
     "colorize",
     "disk_footprint",
     "image_map",
+    "is_constant",
     "normalise",
     "overlay",
     "paper_smoothing",
@@ -43,31 +44,45 @@ def _size(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _as_map(m: Any, name: str = "map") -> np.ndarray:
+def _as_map(m: Any, name: str = "map", dtype: type = np.float32) -> np.ndarray:
     if isinstance(m, torch.Tensor):
         m = m.detach().cpu().numpy()
-    a = np.asarray(m, dtype=np.float32)
+    a = np.asarray(m, dtype=dtype)
     if a.ndim != 2 or 0 in a.shape:
         raise PostprocessError(f"{name} must be a 2-D (rows, cols) array, got shape {a.shape}")
     return a
 
 
-def upsample(saliency: Any, size: int | tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of a ``(gh, gw)`` map to ``size`` = ``(H, W)`` (or one int).
+def upsample(saliency: Any, size: int | tuple[int, int], *,
+             dtype: type = np.float32) -> np.ndarray:
+    """Bilinear resampling of a ``(gh, gw)`` map to ``size`` = ``(H, W)`` (or one int).
 
     ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``: pixel centres
-    are aligned (half-pixel convention), as PIL and OpenCV resize do.
+    are aligned (half-pixel convention), as PIL and OpenCV resize do. When shrinking,
+    antialiasing is on (a widened triangle filter, as PIL does) so that no input pixel is
+    skipped. Computed in ``dtype`` (float64 for metrics).
 
     Returns:
-        ``(H, W)`` float32.
+        ``(H, W)`` array of ``dtype``.
     """
-    a = _as_map(saliency)
+    a = _as_map(saliency, dtype=dtype)
     h, w = _size(size)
     if a.shape == (h, w):
         return a.copy()
     t = torch.from_numpy(np.ascontiguousarray(a))[None, None]  # (1, 1, gh, gw)
-    out = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
-    return out[0, 0].numpy().astype(np.float32, copy=False)
+    shrink = a.shape[0] > h or a.shape[1] > w
+    out = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=shrink)
+    return out[0, 0].numpy().astype(dtype, copy=False)
+
+
+def is_constant(x: np.ndarray) -> bool:
+    """True when the map's range is zero up to float rounding.
+
+    ``max - min <= 1e-6 * max(|x|)`` (float32 resolution): bilinear upsampling of a constant
+    map leaves rounding noise, which min-max scaling would otherwise blow up to [0, 1].
+    """
+    lo, hi = float(np.min(x)), float(np.max(x))
+    return hi - lo <= 1e-6 * max(abs(lo), abs(hi))
 
 
 def disk_footprint(radius: int) -> np.ndarray:
@@ -120,11 +135,10 @@ def normalise(saliency: Any) -> np.ndarray:
         return a.copy()
     if not np.all(np.isfinite(a)):
         raise PostprocessError("cannot normalise a map that holds NaN or infinite values")
-    lo, hi = float(a.min()), float(a.max())
-    span = hi - lo
-    if not span > 0:
+    if is_constant(a):
         return np.zeros_like(a)
-    out = (a - np.float32(lo)) / np.float32(span)
+    lo, hi = float(a.min()), float(a.max())
+    out = (a - np.float32(lo)) / np.float32(hi - lo)
     # Rounding can overshoot by one ulp; the contract is [0, 1].
     return np.clip(out, 0.0, 1.0, out=out)
 

@@ -254,7 +254,9 @@ def test_rollout_without_residual_stays_finite_when_rows_vanish():
     L=st.integers(1, 4), h=st.integers(1, 4), side=st.integers(1, 5),
     fusion=st.sampled_from(S.FUSIONS), ratio=st.floats(0.0, 0.99),
     residual=st.booleans(), legacy=st.booleans(), seed=st.integers(0, 10_000),
-    temperature=st.floats(0.0, 20.0),
+    # Temperature >= 0.5: near-uniform attention makes exact ties, and which of several equal
+    # entries a discard removes is arbitrary (the hand-built tie cases are tested above).
+    temperature=st.floats(0.5, 20.0),
 )
 def test_rollout_properties(L, h, side, fusion, ratio, residual, legacy, seed, temperature):
     attn = random_attention(L, h, side, seed=seed, temperature=temperature)
