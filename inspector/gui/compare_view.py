@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QColor, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QFrame,
+    QGraphicsPathItem,
     QGridLayout,
     QLabel,
     QSizePolicy,
@@ -40,6 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .image_view import mask_outline_path
 from .workers import BackgroundRunner
 
 COLUMNS = 4  # cells per row before wrapping
@@ -167,8 +170,11 @@ class _Cell(QFrame):
         self.view = self.plot.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image_item)
-        self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen("w", width=2))
-        self.contour.setParentItem(self.image_item)
+        self.contour = QGraphicsPathItem(self.image_item)  # the mask outline, pixel edges
+        pen = QPen(QColor(80, 255, 120))
+        pen.setWidthF(2)
+        pen.setCosmetic(True)
+        self.contour.setPen(pen)
         lay.addWidget(self.plot, 1)
         self.info = QLabel("loading…")
         self.info.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -182,21 +188,20 @@ class _Cell(QFrame):
             self.info.setStyleSheet("color: #c62828;")
             self.info.setWordWrap(True)
             self.image_item.clear()
-            self.contour.setData(None)
+            self.contour.setPath(QPainterPath())
             return
         self.info.setStyleSheet("")
         if res.overlay is None:
             self.info.setText("no image")
             self.image_item.clear()
-            self.contour.setData(None)
+            self.contour.setPath(QPainterPath())
             return
         self.image_item.setImage(res.overlay, autoLevels=False, levels=(0, 255))
         self.view.autoRange(padding=0)
         if mask is not None and mask.shape == res.overlay.shape[:2]:
-            # IsocurveItem takes (x, y)-ordered data; the mask is (row, col).
-            self.contour.setData(np.ascontiguousarray(mask.T, dtype=np.float32))
+            self.contour.setPath(mask_outline_path(mask))
         else:
-            self.contour.setData(None)
+            self.contour.setPath(QPainterPath())
         text = f"{res.class_name}  {100.0 * res.probability:.1f}%"
         if res.has_mask:
             text += "  ·  SMM " + ("undefined" if res.smm is None else f"{res.smm:.3f}")
@@ -211,11 +216,14 @@ class CompareView(QWidget):
 
     updated = Signal()
     busy_changed = Signal(bool)
+    checkpointsDropped = Signal(list)  # paths dropped on the view (the window adds them)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from inspector.core.saliency import MapSettings
 
+        self.setAcceptDrops(True)
+        self.forward_drops = False  # True: dropped checkpoints go to the window (it adds them)
         self._entries: list[_Entry] = []
         self._cells: list[_Cell] = []
         self._models_gen = 0
@@ -241,8 +249,10 @@ class CompareView(QWidget):
         self.grid = QGridLayout(self.grid_widget)
         self.grid.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.grid_widget, 1)
-        self.empty_label = QLabel("Add two or more checkpoints to compare them on the same "
-                                  "image and settings.")
+        self.empty_label = QLabel("Drop two or more checkpoints here (or File ▸ Compare "
+                                  "Checkpoints…) to compare them on the same image and "
+                                  "settings as the main view.")
+        self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.grid.addWidget(self.empty_label, 0, 0)
         self._update_header()
@@ -263,6 +273,38 @@ class CompareView(QWidget):
 
     def remove_model(self, path: str | os.PathLike) -> None:
         self.set_models([p for p in self.models() if p != str(path)])
+
+    # ------------------------------------------------------------------ drops
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        if self._dropped_checkpoints(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        paths = self._dropped_checkpoints(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        if self.forward_drops:
+            self.checkpointsDropped.emit(paths)
+        else:  # standalone
+            for p in paths:
+                self.add_model(p)
+
+    @staticmethod
+    def _dropped_checkpoints(event: Any) -> list[str]:
+        from .drops import classify_paths
+
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        files = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+        return [str(p) for p in classify_paths(files).checkpoints]
 
     # ------------------------------------------------------------------ inputs
     def set_image(self, image: np.ndarray | None) -> None:

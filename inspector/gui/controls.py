@@ -92,6 +92,16 @@ class ViewSettings:
                 "smm_threshold": self.smm_threshold}
 
 
+def _fixed_label(widest: str) -> QLabel:
+    """A value label of fixed size: its text changes on every slider step, and a fixed-size
+    widget's new text repaints the label only instead of laying out the whole panel again."""
+    label = QLabel(widest)
+    label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    label.setFixedSize(label.fontMetrics().horizontalAdvance(widest) + 8,
+                       label.sizeHint().height())
+    return label
+
+
 def _row(*widgets: QWidget) -> QWidget:
     w = QWidget()
     lay = QHBoxLayout(w)
@@ -138,8 +148,7 @@ class ControlsPanel(QWidget):
         self.discard.setPageStep(5)
         self.discard.setToolTip("Discard ratio: the lowest fraction of fused attention entries "
                                 "set to 0 before rollout ([ / ] step)")
-        self.discard_label = QLabel()
-        self.discard_label.setMinimumWidth(34)
+        self.discard_label = _fixed_label("0.00")
         self.layer = QSpinBox()
         self.layer.setToolTip("Layer shown by raw attention (0 = first block)")
         self.head = QSpinBox()
@@ -170,8 +179,7 @@ class ControlsPanel(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setToolTip("Overlay opacity")
-        self.opacity_label = QLabel()
-        self.opacity_label.setMinimumWidth(34)
+        self.opacity_label = _fixed_label("100%")
         self.show_overlay = QCheckBox("Show overlay")
         self.show_overlay.setToolTip("Show or hide the saliency overlay (O)")
         self.smm_threshold = QDoubleSpinBox()

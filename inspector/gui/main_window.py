@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -28,8 +28,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressDialog,
     QScrollArea,
     QSplitter,
+    QToolBar,
     QWidget,
 )
 
@@ -49,6 +51,7 @@ from inspector.core.metrics import smm
 from inspector.core.postprocess import overlay
 
 from .attention_grid import AttentionGrid
+from .batch_export import BatchExport, existing_targets, plan_batch
 from .controls import ControlsPanel, ViewSettings
 from .drops import classify_paths
 from .export_dialog import ExportError, export_overlay, suggested_name
@@ -90,6 +93,8 @@ class MainWindow(QMainWindow):
     captureReady = Signal()
     overlayUpdated = Signal()
     errorShown = Signal(str)
+    maskChanged = Signal()
+    batchFinished = Signal(object)
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -118,11 +123,15 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._pending_mask: Path | None = None
         self._requested_image: Path | None = None  # newest image asked for (may be loading)
+        self._syncing_mask = False  # the window is pushing its mask into the masks panel
+        self.batch: BatchExport | None = None
 
         # Widgets
         self.image_view = ImageView()
         self.image_view.hovered.connect(self._on_hover)
         self.image_view.clicked.connect(self._on_image_clicked)
+        self.image_view.brushed.connect(self._on_brushed)
+        self.image_view.boxDrawn.connect(self._on_box_drawn)
         self.strip = ThumbnailStrip()
         self.strip.activated.connect(self._on_strip_activated)
         self.strip.setVisible(False)
@@ -131,6 +140,8 @@ class MainWindow(QMainWindow):
         centre.addWidget(self.strip)
         centre.setStretchFactor(0, 1)
         centre.setCollapsible(0, False)
+        # The image is the point of the window: docks (or an old saved layout) never squeeze it.
+        self.image_view.setMinimumSize(320, 320)
         self.setCentralWidget(centre)
 
         self.controls = ControlsPanel()
@@ -160,6 +171,11 @@ class MainWindow(QMainWindow):
         for w in (self.model_label, self.image_label, self.smm_label, self.timing_label):
             w.setContentsMargins(6, 0, 6, 0)
             self.statusBar().addPermanentWidget(w)
+        # Labels that change on every render get a fixed size: a fixed-size widget's new text
+        # repaints the label only, instead of laying out the whole status bar again.
+        for w, widest in ((self.smm_label, "SMM 0.000 "), (self.timing_label, "map 9999.9 ms")):
+            w.setFixedSize(w.fontMetrics().horizontalAdvance(widest) + 14,
+                           w.sizeHint().height())
         self.smm_label.setToolTip("SMM: IoU between the saliency above the threshold and the mask")
 
         # Timers: zero-ms single shots coalesce every change made in one event-loop turn.
@@ -180,6 +196,7 @@ class MainWindow(QMainWindow):
         self._error_timer.timeout.connect(lambda: self.statusBar().setStyleSheet(""))
 
         self._build_menus()
+        self._build_toolbar()
         self._restore_layout()
         self._update_empty_state()
 
@@ -230,8 +247,8 @@ class MainWindow(QMainWindow):
         """Use an ``(H, W)`` bool mask in the original image's geometry (None removes it)."""
         if mask is None:
             self.mask_original = self.mask = self.mask_path = None
-            self.image_view.set_mask(None)
-            self.schedule_refresh()
+            self._sync_panel_mask()
+            self._mask_only_changed()
             return True
         return self._set_mask(np.asarray(mask, dtype=bool), None)
 
@@ -259,7 +276,12 @@ class MainWindow(QMainWindow):
         for bad in kinds.unsupported:
             self.show_error(f"Unsupported file: {bad.name} (not an image, mask, checkpoint or "
                             "folder)")
-        for ckpt in kinds.checkpoints[-1:]:
+        if len(kinds.checkpoints) > 1:
+            # Several checkpoints: compare them (and inspect the first if none is open yet).
+            if self.loaded is None and self.runner.latest("model") not in self._jobs:
+                self.open_checkpoint(kinds.checkpoints[0])
+            self.compare_checkpoints(kinds.checkpoints)
+        for ckpt in kinds.checkpoints[-1:] if len(kinds.checkpoints) == 1 else []:
             self.open_checkpoint(ckpt)
         if kinds.folders:
             self.open_folder(kinds.folders[0])
@@ -350,21 +372,26 @@ class MainWindow(QMainWindow):
         self.render_count += 1
         if result.full is not None:
             self.timing_label.setText(f"map {result.elapsed_ms:.1f} ms")
-        if self.mask is not None and result.full is not None:
-            self.smm_label.setText("SMM —" if result.smm is None else f"SMM {result.smm:.3f}")
-        else:
-            self.smm_label.setText("")
+        self._show_smm(result.smm if result.full is not None else None)
         panel = self.panels.get("masks")
         if panel is not None and result.full is not None:
             panel.set_saliency(result.full)
             panel.set_threshold(result.settings.smm_threshold)
         self.overlayUpdated.emit()
 
+    def _show_smm(self, score: float | None) -> None:
+        if self.mask is None or self.last_render is None or self.last_render.full is None:
+            self.smm_label.setText("")
+        else:
+            self.smm_label.setText("SMM —" if score is None else f"SMM {score:.3f}")
+
     def _schedule_explorer(self) -> None:
         self._explorer_timer.start()  # (re)start: the newest request waits for a quiet moment
 
     def refresh_explorer(self) -> None:
-        """Redraw the head/layer grid when what it shows changed (and it is visible)."""
+        """Redraw the head/layer grid when what it shows changed (and it is visible); bring the
+        compare view up to date."""
+        self.sync_compare()
         if self.capture is None or not self.explorer_dock.isVisible():
             if self.capture is None:
                 self.explorer.clear()
@@ -446,6 +473,109 @@ class MainWindow(QMainWindow):
                 return
         self.statusBar().showMessage("Wrote " + ", ".join(p.name for p in written), 6000)
 
+    def export_grid(self, path: str | Path, *, overwrite: bool = False, scale: int = 6) -> Path:
+        """Write the head/layer grid PNG (settings in its metadata).
+
+        Raises:
+            ExportError: the grid is empty, or the file exists and ``overwrite`` is False.
+        """
+        self.refresh_explorer()  # draw what the settings say now, not the debounced grid
+        if self.explorer.is_empty():
+            raise ExportError("The head/layer grid is empty: open a checkpoint and an image "
+                              "first")
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise ExportError(f"{path.name} already exists in {path.parent}")
+        try:
+            return self.explorer.export_png(path, self.export_metadata(), overwrite=overwrite,
+                                            scale=scale)
+        except FileExistsError:
+            raise ExportError(f"{path.name} already exists in {path.parent}") from None
+        except OSError as exc:
+            raise ExportError(f"Cannot write {path.name}: {exc.strerror or exc}") from None
+
+    # -- batch --------------------------------------------------------------------------------
+    def batch_images(self) -> list[Path]:
+        """The images a batch export covers: the open folder's, else the current image."""
+        if self.strip.count():
+            return list(self.strip.paths())
+        return [self.image_path] if self.image_path is not None else []
+
+    def batch_export(self, out_dir: str | Path, *, overwrite: bool = False) -> BatchExport:
+        """Export every image of the open folder with the current settings, on a worker thread
+        (``batchFinished(BatchResult)`` at the end).
+
+        Raises:
+            ExportError: no model, no images, a batch already running, or files exist and
+                ``overwrite`` is False (nothing is written then).
+        """
+        if self.loaded is None:
+            raise ExportError("Open a checkpoint first")
+        if self.batch is not None and self.batch.is_running():
+            raise ExportError("A batch export is already running")
+        out_dir = Path(out_dir)
+        if not out_dir.is_dir():
+            raise ExportError(f"Folder {out_dir} does not exist")
+        items = plan_batch(self.batch_images(), out_dir, self.controls.settings())
+        ckpt = str(self.loaded.path) if self.loaded.path else None
+        job = BatchExport(self.loaded, items, self.controls.settings(), ckpt,
+                          overwrite=overwrite, parent=self)
+        job.progress.connect(lambda d, t, n: self.statusBar().showMessage(
+            f"Batch export: {d}/{t} ({n})"))
+        job.finished.connect(self._on_batch_finished)
+        self.batch = job
+        job.start()
+        return job
+
+    def _on_batch_finished(self, result) -> None:
+        n = len(result.written) // 2
+        text = f"Batch export {result.status}: {n} of {result.total} image(s) written"
+        if result.errors:
+            self.show_error(f"{text}; {len(result.errors)} failed: {result.errors[0]}")
+        else:
+            self.statusBar().showMessage(text, 8000)
+        self.batchFinished.emit(result)
+
+    def _batch_dialog(self) -> None:
+        images = self.batch_images()
+        if self.loaded is None or not images:
+            self.show_error("Batch export needs a checkpoint and a folder of images (File ▸ "
+                            "Open Folder…)")
+            return
+        start = self.settings_store.value("export/folder", str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(
+            self, f"Export {len(images)} image(s) to folder", str(start))
+        if not folder:
+            return
+        self.settings_store.setValue("export/folder", folder)
+        overwrite = False
+        try:
+            existing = existing_targets(plan_batch(images, Path(folder),
+                                                   self.controls.settings()))
+        except ExportError as exc:
+            self.show_error(str(exc))
+            return
+        if existing:
+            answer = QMessageBox.question(
+                self, "Replace files?", f"{len(existing)} file(s) already exist in {folder} "
+                f"(e.g. {existing[0].name}).\n\nReplace them?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            overwrite = True
+        try:
+            job = self.batch_export(folder, overwrite=overwrite)
+        except ExportError as exc:
+            self.show_error(str(exc))
+            return
+        dialog = QProgressDialog(f"Exporting {len(images)} image(s)…", "Cancel", 0,
+                                 len(images), self)
+        dialog.setWindowTitle("Batch export")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(300)
+        dialog.canceled.connect(job.cancel)
+        job.progress.connect(lambda d, _t, _n: dialog.setValue(d))
+        job.finished.connect(lambda _r: dialog.reset())
+
     def _export_grid_dialog(self) -> None:
         if self.explorer.is_empty():
             self.show_error("The head/layer grid is empty: open a checkpoint and an image first")
@@ -454,13 +584,23 @@ class MainWindow(QMainWindow):
         stem = self.image_path.stem if self.image_path else "grid"
         path, _ = QFileDialog.getSaveFileName(self, "Export head/layer grid",
                                               str(Path(start) / f"{stem}_grid.png"),
-                                              "PNG image (*.png)")
+                                              "PNG image (*.png)",
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
         if not path:
             return
+        path = Path(path).with_suffix(".png")
+        self.settings_store.setValue("export/folder", str(path.parent))
+        overwrite = False
+        if path.exists():
+            answer = QMessageBox.question(self, "Replace file?",
+                                          f"{path.name} already exists. Replace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            overwrite = True
         try:
-            self.explorer.export_png(Path(path), self.export_metadata(), overwrite=True)
-        except (ExportError, OSError) as exc:
-            self.show_error(user_message(exc))
+            self.export_grid(path, overwrite=overwrite)
+        except ExportError as exc:
+            self.show_error(str(exc))
             return
         self.statusBar().showMessage(f"Wrote {Path(path).name}", 6000)
 
@@ -640,6 +780,8 @@ class MainWindow(QMainWindow):
         else:
             self.mask = self.mask_original
         self.image_view.set_mask(self.mask)
+        self._sync_panel_mask()
+        self.maskChanged.emit()
 
     def _notify_masks_panel(self) -> None:
         panel = self.panels.get("masks")
@@ -802,24 +944,165 @@ class MainWindow(QMainWindow):
                 widget.mask_changed.connect(self._on_panel_mask)
             if hasattr(widget, "error"):
                 widget.error.connect(self.show_error)
+            if hasattr(widget, "tool_changed"):
+                widget.tool_changed.connect(self.set_tool)
+            if hasattr(widget, "radius_spin"):
+                widget.radius_spin.valueChanged.connect(self.image_view.set_brush_radius)
+                self.image_view.set_brush_radius(widget.radius_spin.value())
+            if hasattr(widget, "metrics_view"):
+                widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
         if key == "training" and hasattr(widget, "finished"):
-            widget.finished.connect(lambda p: self.open_checkpoint(p))
+            widget.finished.connect(self._on_training_finished)
+        if key == "compare":
+            if hasattr(widget, "checkpointsDropped"):
+                widget.forward_drops = True
+                widget.checkpointsDropped.connect(self.compare_checkpoints)
+            self.extra_docks["compare"].visibilityChanged.connect(
+                lambda v: v and self._schedule_explorer())
+
+    def _on_training_finished(self, path: str) -> None:
+        self.statusBar().showMessage(f"Training finished: opening {Path(path).name}", 6000)
+        self.open_checkpoint(path)
+
+    # =========================================================================================
+    # Compare
+    # =========================================================================================
+    def compare_checkpoints(self, paths: list) -> None:
+        """Add checkpoints to the compare view and show it; it follows this window's image,
+        settings and mask."""
+        panel = self.panels.get("compare")
+        if panel is None:
+            self.show_error("The compare view is not available")
+            return
+        for p in paths:
+            panel.add_model(str(p))
+        dock = self.extra_docks["compare"]
+        dock.show()
+        dock.raise_()
+        self._compare_key = None
+        self.sync_compare()
+
+    def sync_compare(self) -> None:
+        """Hand the compare view the current image, settings and mask (only what changed, and
+        only while it is visible and has models: it captures each image once per model)."""
+        panel = self.panels.get("compare")
+        dock = self.extra_docks.get("compare")
+        if panel is None or dock is None or not panel.models() or not dock.isVisible():
+            return
+        key = getattr(self, "_compare_key", None) or {}
+        s = self.controls.settings()
+        image = self.image.original if self.image is not None else self.raw_image
+        if key.get("image") is not image:
+            panel.set_image(image)
+        if key.get("map") != (s.map, s.smoothing):
+            panel.set_settings(s.map, s.smoothing)
+        if key.get("threshold") != s.smm_threshold:
+            panel.set_threshold(s.smm_threshold)
+        if key.get("cmap") != s.colormap:
+            panel.set_colormap(s.colormap)
+        if key.get("opacity") != s.opacity:
+            panel.set_opacity(s.opacity)
+        if key.get("mask") is not self.mask:
+            panel.set_mask(self.mask)
+        self._compare_key = {"image": image, "map": (s.map, s.smoothing),
+                             "threshold": s.smm_threshold, "cmap": s.colormap,
+                             "opacity": s.opacity, "mask": self.mask}
+
+    def _compare_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Compare checkpoints", self._last_folder(),
+            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)")
+        if paths:
+            self.compare_checkpoints(paths)
 
     def _on_panel_mask(self, mask: object) -> None:
-        """A mask from the masks panel, in display geometry (S, S) or None."""
+        """A mask from the masks panel (brush, box, file, Mask R-CNN), in display geometry
+        (S, S), or None. Only the outline and the metrics change: the map is not recomputed."""
+        if self._syncing_mask:
+            return  # our own mask echoed back
         if mask is None:
-            self.set_mask_array(None)
+            if self.mask is not None:
+                self.mask_original = self.mask = self.mask_path = None
+                self._mask_only_changed()
             return
         m = np.asarray(mask, dtype=bool)
         if self.mask is not None and m.shape == self.mask.shape and np.array_equal(m, self.mask):
-            return  # our own mask echoed back
+            return
         if self.image is not None and m.shape == self.image.display.shape[:2]:
             self.mask_original = None
             self.mask, self.mask_path = m, None
-            self.image_view.set_mask(m)
-            self.schedule_refresh()
+            self._mask_only_changed()
         else:
             self.set_mask_array(m)
+
+    def _mask_only_changed(self) -> None:
+        """The mask changed, the map did not: redraw the outline and rescore SMM."""
+        self.image_view.set_mask(self.mask)
+        r = self.last_render
+        if r is not None and r.full is not None:
+            r.smm = (smm(r.full, self.mask, r.settings.smm_threshold)
+                     if self.mask is not None else None)
+            self._show_smm(r.smm)
+        self.maskChanged.emit()
+        self._schedule_explorer()  # the compare view follows the mask
+
+    def _sync_panel_mask(self) -> None:
+        """Show the window's mask (a file, the one beside the image) in the masks panel, so
+        that painting starts from it."""
+        panel = self.panels.get("masks")
+        if panel is None or self._syncing_mask or self.image is None:
+            return
+        if getattr(panel, "image_size", lambda: None)() != self.image.display.shape[:2]:
+            return  # the panel gets this image (and mask) from _notify_masks_panel
+        current, m = panel.mask(), self.mask
+        if (current is None and m is None) or (current is not None and m is not None
+                                                and np.array_equal(current, m)):
+            return
+        self._syncing_mask = True
+        try:
+            panel.set_mask(m, f"file {self.mask_path.name}" if self.mask_path else "window")
+        finally:
+            self._syncing_mask = False
+
+    # =========================================================================================
+    # Tools: query, brush, box
+    # =========================================================================================
+    def set_tool(self, tool: str) -> None:
+        """The image view's tool: ``query`` (click a patch), ``brush`` or ``box`` (mask)."""
+        self.image_view.set_tool(tool)
+        for key, act in self.tool_actions.items():
+            if act.isChecked() != (key == tool):
+                act.setChecked(key == tool)
+        panel = self.panels.get("masks")
+        if panel is not None and hasattr(panel, "set_tool") and panel.tool() != tool:
+            panel.set_tool(tool)
+        if tool != "query" and "masks" in self.extra_docks:
+            self.extra_docks["masks"].show()
+            self.extra_docks["masks"].raise_()  # the metrics are what a painter watches
+        self._update_query_box()
+        hints = {"query": "Query tool: click a patch to see its attention",
+                 "brush": "Brush: left drag paints the mask, right drag erases; SMM updates live",
+                 "box": "Box: drag a rectangle to use it as the mask"}
+        self.statusBar().showMessage(hints[tool], 5000)
+
+    def _on_brushed(self, points: object, erase: bool) -> None:
+        panel = self.panels.get("masks")
+        if panel is None or self.image is None:
+            self.show_error("Open a checkpoint and an image before painting a mask")
+            return
+        panel.paint_points(points, erase=erase)
+
+    def _on_box_drawn(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        panel = self.panels.get("masks")
+        if panel is None or self.image is None:
+            self.show_error("Open a checkpoint and an image before drawing a mask")
+            return
+        panel.set_box(x0, y0, x1, y1)
+
+    def _toggle_erase(self) -> None:
+        panel = self.panels.get("masks")
+        if panel is not None:
+            panel.erase_button.toggle()
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -839,6 +1122,12 @@ class MainWindow(QMainWindow):
                      "Save the overlay PNG (settings in its metadata) and the raw map .npy")
         self._action(file_menu, "Export &Grid…", "Ctrl+Shift+E", self._export_grid_dialog,
                      "Save the head/layer grid as PNG")
+        self._action(file_menu, "&Batch Export Folder…", "Ctrl+Alt+E", self._batch_dialog,
+                     "Export every image of the open folder (overlay PNG + .npy) with the "
+                     "current settings")
+        file_menu.addSeparator()
+        self._action(file_menu, "Com&pare Checkpoints…", "Ctrl+Shift+C", self._compare_dialog,
+                     "Show several checkpoints side by side on this image and settings")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
 
@@ -864,6 +1153,48 @@ class MainWindow(QMainWindow):
 
         help_menu = mb.addMenu("&Help")
         self._action(help_menu, "&About", None, self._about)
+
+    def _build_toolbar(self) -> None:
+        """The image tools (query / brush / box) and the eraser, also in the masks panel."""
+        bar = QToolBar("Tools", self)
+        bar.setObjectName("toolbar-tools")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        self.tool_actions: dict[str, QAction] = {}
+        for key, text, shortcut, tip in (
+                ("query", "Query", "Q", "Click a patch to see its attention (Q)"),
+                ("brush", "Brush", "B", "Paint the mask: left drag paints, right drag erases "
+                                        "(B)"),
+                ("box", "Box", "X", "Drag a rectangle as the mask (X)")):
+            act = QAction(text, self)
+            act.setCheckable(True)
+            act.setShortcut(QKeySequence(shortcut))
+            act.setToolTip(tip)
+            act.setStatusTip(tip)
+            act.triggered.connect(lambda _=False, k=key: self.set_tool(k))
+            group.addAction(act)
+            bar.addAction(act)
+            self.tool_actions[key] = act
+        self.tool_actions["query"].setChecked(True)
+        bar.addSeparator()
+        self.erase_action = QAction("Erase", self)
+        self.erase_action.setCheckable(True)
+        self.erase_action.setShortcut(QKeySequence("E"))
+        self.erase_action.setToolTip("Brush removes pixels from the mask (E)")
+        bar.addAction(self.erase_action)
+        panel = self.panels.get("masks")
+        if panel is not None and hasattr(panel, "erase_button"):
+            self.erase_action.toggled.connect(panel.erase_button.setChecked)
+            panel.erase_button.toggled.connect(self.erase_action.setChecked)
+        else:
+            self.erase_action.setEnabled(False)
+        bar.addSeparator()
+        fit = QAction("Fit", self)
+        fit.setToolTip("Fit the image in the view (F)")
+        fit.triggered.connect(self.image_view.fit)
+        bar.addAction(fit)
 
     def _action(self, menu, text: str, shortcut, slot, tip: str = "") -> QAction:
         act = QAction(text, self)
@@ -979,6 +1310,9 @@ class MainWindow(QMainWindow):
         self.settings_store.setValue("window/geometry", self.saveGeometry())
         self.settings_store.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings_store.sync()
+        if self.batch is not None and self.batch.is_running():
+            self.batch.cancel()  # files already written stay; the current one is atomic
+            self.batch.wait(30_000)
         for panel in self.panels.values():
             panel.close()  # lets each panel stop its own workers
         self.runner.shutdown(10_000)

@@ -13,7 +13,10 @@ Public API (for the main window):
       ``(x, y)`` is the pixel (column, row) under the cursor; pixels with
       ``(col - x)^2 + (row - y)^2 <= radius^2`` are set (or cleared); ``radius`` defaults to
       the brush spin box, ``erase`` is OR-ed with the panel's erase toggle.
+    * ``paint_points(points, radius=None, erase=False)`` - a whole stroke, one update.
     * ``brush_radius()``, ``erase_mode()`` - the brush the user chose.
+    * ``tool()``, ``set_tool(name)``, ``tool_changed(str)`` - the image view's tool
+      (``query``, ``brush``, ``box``) chosen with the panel's buttons.
     * ``set_maskrcnn_weights(path)`` (remembered in QSettings), ``run_maskrcnn() -> bool``;
       ``busy_changed(bool)`` while Mask R-CNN runs on a worker thread; ``segmentation_done``.
     * ``set_saliency(map01)`` / ``set_threshold(t)`` - forwarded to ``metrics_view``.
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -56,6 +60,13 @@ from .workers import BackgroundRunner
 
 SETTINGS_WEIGHTS = "masks/maskrcnn_weights"
 SETTINGS_VARIANT = "masks/maskrcnn_variant"
+
+# The image view's tools: (key, button text, tooltip).
+TOOL_BUTTONS: tuple[tuple[str, str, str], ...] = (
+    ("query", "Query", "Click a patch in the image to see its attention (Q)"),
+    ("brush", "Brush", "Paint the mask on the image: left drag paints, right drag erases (B)"),
+    ("box", "Box", "Drag a rectangle on the image to use as the mask (X)"),
+)
 
 # (key of localisation_metrics, label, tooltip) in display order.
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -91,6 +102,10 @@ class MetricsView(QWidget):
         self._threshold = 0.3
         self._metrics: dict[str, Any] = {}
         self._error = ""
+        # When True (the main window's docked panel), no metrics are computed while the view
+        # is hidden (another tab is on top); they are computed when it is shown.
+        self.defer_when_hidden = False
+        self._stale = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)  # coalesce bursts (slider drags, brush strokes)
@@ -146,11 +161,20 @@ class MetricsView(QWidget):
     def smm_text(self) -> str:
         return self.smm_label.text()
 
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        if self._stale:
+            self._timer.start()
+
     # output ---------------------------------------------------------------------------
     @Slot()
     def refresh(self) -> None:
         """Recompute now (normally called by the coalescing timer)."""
         self._timer.stop()
+        if self.defer_when_hidden and not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
         self._metrics, self._error = {}, ""
         if self._saliency is not None and self._mask is not None:
             from inspector.core.metrics import localisation_metrics
@@ -177,6 +201,7 @@ class MasksPanel(QWidget):
     """The current image's object mask: dataset, file, box, brush or Mask R-CNN."""
 
     mask_changed = Signal(object)
+    tool_changed = Signal(str)
     busy_changed = Signal(bool)
     segmentation_done = Signal(object)  # the core's MaskResult
     error = Signal(str)
@@ -223,33 +248,51 @@ class MasksPanel(QWidget):
         lay.addWidget(sources)
 
         box = QGroupBox("Box (inclusive pixel corners)")
-        bl = QHBoxLayout(box)
+        bl = QGridLayout(box)  # two rows: the panel stays narrow enough for a side dock
         self.box_spins = []
-        for name in ("x0", "y0", "x1", "y1"):
+        for i, name in enumerate(("x0", "y0", "x1", "y1")):
             spin = QSpinBox()
             spin.setRange(0, 100_000)
             spin.setPrefix(f"{name} ")
             self.box_spins.append(spin)
-            bl.addWidget(spin)
+            bl.addWidget(spin, i // 2, i % 2)
         self.box_button = QPushButton("Set box")
         self.box_button.clicked.connect(
             lambda: self.set_box(*(s.value() for s in self.box_spins)))
-        bl.addWidget(self.box_button)
+        bl.addWidget(self.box_button, 0, 2, 2, 1)
         lay.addWidget(box)
 
-        brush = QGroupBox("Brush (paint on the image)")
-        br = QHBoxLayout(brush)
+        brush = QGroupBox("Draw on the image")
+        bv = QVBoxLayout(brush)
+        tools = QHBoxLayout()
+        self.tool_buttons: dict[str, QPushButton] = {}
+        self._tool_group = QButtonGroup(self)
+        self._tool_group.setExclusive(True)
+        for key, text, tip in TOOL_BUTTONS:
+            button = QPushButton(text)
+            button.setCheckable(True)
+            button.setToolTip(tip)
+            self._tool_group.addButton(button)
+            self.tool_buttons[key] = button
+            tools.addWidget(button)
+            button.toggled.connect(lambda on, key=key: on and self._on_tool_button(key))
+        self.tool_buttons["query"].setChecked(True)
+        bv.addLayout(tools)
+        br = QHBoxLayout()
         self.radius_spin = QSpinBox()
         self.radius_spin.setRange(0, 500)
         self.radius_spin.setValue(4)
         self.radius_spin.setSuffix(" px")
-        self.radius_spin.setToolTip("Brush radius")
+        self.radius_spin.setToolTip("Brush radius: pixels within this distance of the cursor's "
+                                    "pixel are painted")
         self.erase_button = QPushButton("Erase")
         self.erase_button.setCheckable(True)
-        self.erase_button.setToolTip("Paint removes pixels from the mask")
+        self.erase_button.setToolTip("Left drag removes pixels from the mask (E); a right drag "
+                                     "always erases")
         br.addWidget(QLabel("Radius"))
         br.addWidget(self.radius_spin)
         br.addWidget(self.erase_button)
+        bv.addLayout(br)
         lay.addWidget(brush)
 
         rcnn = QGroupBox("Mask R-CNN")
@@ -402,6 +445,11 @@ class MasksPanel(QWidget):
     def paint(self, x: float, y: float, radius: int | None = None, erase: bool = False) -> bool:
         """Set (or with ``erase`` clear) the disk of pixels ``(col-x)^2 + (row-y)^2 <= r^2``
         around pixel ``(x, y)`` (column, row; floats are floored to the pixel under them)."""
+        return self.paint_points([(x, y)], radius, erase)
+
+    def paint_points(self, points: Any, radius: int | None = None, erase: bool = False) -> bool:
+        """:meth:`paint` at every ``(x, y)`` of ``points`` (a brush stroke), one update at the
+        end. Points outside the image are clipped away."""
         from inspector.core.postprocess import disk_footprint
 
         size = self._require_image()
@@ -409,22 +457,30 @@ class MasksPanel(QWidget):
             return False
         r = self.radius_spin.value() if radius is None else int(radius)
         erase = erase or self.erase_button.isChecked()
-        cx, cy = math.floor(x), math.floor(y)
         disk = disk_footprint(r)  # (2r+1, 2r+1), centre at [r, r]
         h, w = size
-        # Clip the stamp to the image: rows cy-r..cy+r, columns cx-r..cx+r.
-        r0, r1 = max(cy - r, 0), min(cy + r + 1, h)
-        c0, c1 = max(cx - r, 0), min(cx + r + 1, w)
         mask = self._mask.copy() if self._mask is not None else np.zeros(size, dtype=bool)
-        if r0 < r1 and c0 < c1:
-            stamp = disk[r0 - (cy - r):r1 - (cy - r), c0 - (cx - r):c1 - (cx - r)]
-            region = mask[r0:r1, c0:c1]
-            if erase:
-                region[stamp] = False
-            else:
-                region[stamp] = True
+        for x, y in points:
+            cx, cy = math.floor(x), math.floor(y)
+            # Clip the stamp to the image: rows cy-r..cy+r, columns cx-r..cx+r.
+            r0, r1 = max(cy - r, 0), min(cy + r + 1, h)
+            c0, c1 = max(cx - r, 0), min(cx + r + 1, w)
+            if r0 < r1 and c0 < c1:
+                stamp = disk[r0 - (cy - r):r1 - (cy - r), c0 - (cx - r):c1 - (cx - r)]
+                mask[r0:r1, c0:c1][stamp] = not erase
         self._set(mask, "brush")
         return True
+
+    def tool(self) -> str:
+        """The image view's tool chosen here: ``query``, ``brush`` or ``box``."""
+        return next(k for k, b in self.tool_buttons.items() if b.isChecked())
+
+    def set_tool(self, tool: str) -> None:
+        """Check the tool's button (emits ``tool_changed`` when it changes)."""
+        self.tool_buttons[tool].setChecked(True)
+
+    def _on_tool_button(self, key: str) -> None:
+        self.tool_changed.emit(key)
 
     def brush_radius(self) -> int:
         return self.radius_spin.value()

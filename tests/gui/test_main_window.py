@@ -12,75 +12,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("pytestqt")
 
+from gui_helpers import CLASSES  # noqa: E402
+from gui_helpers import loaded as _loaded
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 
-from inspector.core.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
-from inspector.core.config import Preprocess, preset  # noqa: E402
-from inspector.core.data.synthetic import render_sample  # noqa: E402
 from inspector.core.explain import capture_image, load_image, open_model  # noqa: E402
 from inspector.core.export import read_png_metadata  # noqa: E402
 from inspector.core.metrics import smm  # noqa: E402
-from inspector.core.model import VisionTransformer  # noqa: E402
 from inspector.core.postprocess import normalise, overlay, upsample  # noqa: E402
 from inspector.core.saliency import MapSettings, compute_map  # noqa: E402
 from inspector.gui.export_dialog import ExportError  # noqa: E402
 from inspector.gui.main_window import MainWindow  # noqa: E402
-
-CLASSES = [f"shape{i}" for i in range(10)]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
-    """A tiny trained-shape model (random weights, seeded) and three synthetic images + masks."""
-    root = tmp_path_factory.mktemp("gui")
-    torch.manual_seed(0)
-    model = VisionTransformer(preset("baseline"))
-    # Random init gives almost uniform attention; sharpen it so maps differ between settings.
-    with torch.no_grad():
-        for blk in model.blocks:
-            blk.attn.qkv.weight.mul_(8.0)
-    ckpt = Checkpoint.from_model(model, class_names=CLASSES, preprocess=Preprocess())
-    out = {"ckpt": save_checkpoint(root / "tiny.pt", ckpt)}
-    rng = np.random.default_rng(1)
-    for i in range(3):
-        s = render_sample(rng, i)
-        Image.fromarray(s.image).save(root / f"img{i}.png")
-        Image.fromarray((s.mask * 255).astype(np.uint8)).save(root / f"img{i}_mask.png")
-        out[f"img{i}"] = root / f"img{i}.png"
-        out[f"mask{i}"] = root / f"img{i}_mask.png"
-    (root / "notes.txt").write_text("hello")  # a folder drop skips it
-    bad = root.parent / f"{root.name}-bad"
-    bad.mkdir()
-    (bad / "broken.png").write_bytes(b"this is not a png")
-    out["broken"] = bad / "broken.png"
-    (bad / "notes.txt").write_text("hello")
-    out["txt"] = bad / "notes.txt"
-    return out
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1100, 700)
-    w.show()
-    yield w
-    w.close()
-
-
-def _loaded(qtbot, window, files, image="img0"):
-    with qtbot.waitSignal(window.captureReady, timeout=20_000):
-        window.open_checkpoint(files["ckpt"])
-        window.open_image(files[image])
-    assert window.wait_until_idle(20_000)
-    return window
 
 
 def _reference(files, image: str, settings: MapSettings, cmap: str, opacity: float):

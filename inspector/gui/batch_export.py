@@ -1,0 +1,199 @@
+"""Batch export: every image of a folder -> overlay PNG (settings in its metadata) + raw ``.npy``.
+
+The job runs on its own ``QThread`` (ARCHITECTURE.md section 3): for each image it calls the same
+core functions the window uses (:func:`inspector.core.explain.load_image`,
+:func:`~inspector.core.explain.capture_image`, :func:`~inspector.core.explain.saliency_image`,
+:func:`inspector.core.postprocess.overlay`, :func:`inspector.core.metrics.smm`) and writes the
+files with :func:`inspector.gui.export_dialog.export_overlay` (atomic, never replacing a file
+unless asked). Cancel is a ``threading.Event`` checked between images.
+
+Public API:
+
+* ``plan_batch(images, out_dir, settings) -> list[BatchItem]`` - the file names (method and
+  settings in the name, as :func:`~inspector.gui.export_dialog.suggested_name`).
+* ``existing_targets(items) -> list[Path]`` - what would be replaced.
+* ``BatchExport(loaded, items, settings, checkpoint, overwrite=False)`` - ``start()``,
+  ``cancel()``, ``wait(timeout_ms)``, ``is_running()``; signals ``progress(done, total, name)``
+  (``worker.progress`` is the same signal emitted on the worker thread)
+  and ``finished(BatchResult)``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from .controls import ViewSettings
+from .export_dialog import ExportError, export_overlay, suggested_name
+from .workers import user_message
+
+__all__ = ["BatchExport", "BatchItem", "BatchResult", "existing_targets", "plan_batch"]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One image and the two files it becomes."""
+
+    source: Path
+    png: Path
+
+    @property
+    def npy(self) -> Path:
+        return self.png.with_suffix(".npy")
+
+
+@dataclass
+class BatchResult:
+    """How a batch ended: ``finished`` or ``cancelled``, the files written, one line per
+    image that failed."""
+
+    status: str
+    written: list[Path] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    total: int = 0
+
+
+def plan_batch(images: list[Path], out_dir: Path, settings: ViewSettings) -> list[BatchItem]:
+    """The files a batch will write: ``out_dir / <stem>_<method>_<settings>.png`` (+ ``.npy``).
+
+    Raises:
+        ExportError: no images, or two images with the same stem (their files would collide).
+    """
+    if not images:
+        raise ExportError("No images to export: open a folder of images first")
+    items = [BatchItem(Path(p), Path(out_dir) / suggested_name(Path(p), settings))
+             for p in images]
+    names = [i.png.name for i in items]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ExportError(f"Several images would be written as {clashes[0]} (same file stem)")
+    return items
+
+
+def existing_targets(items: list[BatchItem]) -> list[Path]:
+    return [p for item in items for p in (item.png, item.npy) if p.exists()]
+
+
+class _BatchWorker(QObject):
+    progress = Signal(int, int, str)
+    done = Signal(object)
+
+    def __init__(self, loaded: Any, items: list[BatchItem], settings: ViewSettings,
+                 checkpoint: str | None, overwrite: bool, stop: threading.Event) -> None:
+        super().__init__()
+        self.loaded, self.items, self.settings = loaded, items, settings
+        self.checkpoint, self.overwrite, self.stop = checkpoint, overwrite, stop
+        self.result: BatchResult | None = None
+
+    @Slot()
+    def run(self) -> None:
+        result = BatchResult("finished", total=len(self.items))
+        try:
+            for i, item in enumerate(self.items):
+                if self.stop.is_set():
+                    result.status = "cancelled"
+                    break
+                try:
+                    result.written += self._export_one(item)
+                except Exception as exc:  # noqa: BLE001 - one bad image must not stop the rest
+                    result.errors.append(f"{item.source.name}: {user_message(exc)}")
+                self.progress.emit(i + 1, len(self.items), item.source.name)
+        finally:
+            self.result = result
+            self.done.emit(result)
+
+    def _export_one(self, item: BatchItem) -> list[Path]:
+        from inspector.core.explain import capture_image, load_image, prepare_mask
+        from inspector.core.imageio import read_mask
+        from inspector.core.metrics import smm
+        from inspector.core.postprocess import overlay
+
+        s, loaded = self.settings, self.loaded
+        prepared = load_image(item.source, loaded)
+        cap = capture_image(loaded, prepared)
+        if s.map.needs_gradients:
+            cap.gradients(cap.resolve_class(s.map.class_index))
+        display = prepared.display
+        _grid, full = _saliency(cap, s, display.shape[0])
+        rgb = overlay(display, full, cmap=s.colormap, opacity=s.opacity) if s.show_overlay \
+            else display
+        mask_file = item.source.with_name(f"{item.source.stem}_mask.png")
+        score = None
+        if mask_file.is_file():
+            score = smm(full, prepare_mask(read_mask(mask_file), loaded), s.smm_threshold)
+        c = cap.predicted_class
+        meta = {"settings": s.to_metadata(), "checkpoint": self.checkpoint,
+                "image": str(item.source), "mask": str(mask_file) if score is not None or
+                mask_file.is_file() else None, "smm": score, "predicted_class": c,
+                "predicted_name": loaded.class_names[c],
+                "probability": float(cap.probabilities[c]), "batch": True}
+        return export_overlay(item.png, rgb, full, meta, overwrite=self.overwrite)
+
+
+def _saliency(cap: Any, s: ViewSettings, size: int):
+    from inspector.core.explain import saliency_image
+
+    return saliency_image(cap, s.map, image_size=size, patch_size=size // cap.grid_size[0],
+                          smoothing=s.smoothing)
+
+
+class BatchExport(QObject):
+    """One batch export job on its own thread.
+
+    Signals:
+        progress(done, total, name): after each image (on the GUI thread).
+        finished(BatchResult): after the thread has ended.
+    """
+
+    progress = Signal(int, int, str)
+    finished = Signal(object)
+
+    def __init__(self, loaded: Any, items: list[BatchItem], settings: ViewSettings,
+                 checkpoint: str | None = None, *, overwrite: bool = False,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        if not overwrite:
+            existing = existing_targets(items)
+            if existing:
+                raise ExportError(f"{len(existing)} file(s) already exist in "
+                                  f"{existing[0].parent}, e.g. {existing[0].name}")
+        self.items = items
+        self.result: BatchResult | None = None
+        self._stop = threading.Event()
+        self._thread = QThread()
+        self._thread.setObjectName("inspector-batch-export")
+        self.worker = _BatchWorker(loaded, items, settings, checkpoint, overwrite, self._stop)
+        self.worker.moveToThread(self._thread)
+        self._thread.started.connect(self.worker.run)
+        self.worker.progress.connect(self.progress)
+        # Direct: quit is thread-safe, and a GUI thread blocked in wait() cannot run a queued one
+        self.worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
+        self._thread.finished.connect(self._on_thread_finished)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Stop before the next image (the files already written stay)."""
+        self._stop.set()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def wait(self, timeout_ms: int = 30_000) -> bool:
+        """Block until the thread has ended (window close); True when it has."""
+        ended = self._thread.wait(timeout_ms)
+        if ended and self.result is None:
+            self._on_thread_finished()
+        return ended
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        if self.result is not None:
+            return
+        self.result = self.worker.result or BatchResult("cancelled", total=len(self.items))
+        self.finished.emit(self.result)

@@ -1,0 +1,186 @@
+"""The compare view inside the main window, the head/layer grid PNG and the batch export.
+
+References are computed here from a second, independently opened model with the core's own
+:func:`~inspector.core.saliency.compute_map` and :mod:`~inspector.core.postprocess` steps;
+files are read back from disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+
+from gui_helpers import CLASSES, loaded  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+
+from inspector.core.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
+from inspector.core.config import Preprocess, preset  # noqa: E402
+from inspector.core.explain import (  # noqa: E402
+    capture_image,
+    load_image,
+    open_model,
+    prepare_mask,
+)
+from inspector.core.export import read_png_metadata  # noqa: E402
+from inspector.core.imageio import read_mask  # noqa: E402
+from inspector.core.metrics import smm  # noqa: E402
+from inspector.core.model import VisionTransformer  # noqa: E402
+from inspector.core.postprocess import normalise, overlay, upsample  # noqa: E402
+from inspector.core.saliency import compute_map  # noqa: E402
+from inspector.gui.batch_export import BatchExport, plan_batch  # noqa: E402
+from inspector.gui.export_dialog import ExportError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def second_ckpt(tmp_path_factory) -> Path:
+    """A second tiny model (another seed, learned positions): an 'ablation' to compare with."""
+    torch.manual_seed(7)
+    model = VisionTransformer(preset("baseline").replace(pos_encoding="learned"))
+    with torch.no_grad():
+        for blk in model.blocks:
+            blk.attn.qkv.weight.mul_(8.0)
+    ckpt = Checkpoint.from_model(model, class_names=CLASSES, preprocess=Preprocess())
+    return save_checkpoint(tmp_path_factory.mktemp("second") / "learned.pt", ckpt)
+
+
+def _ref_map(path: Path, image: Path, settings) -> tuple[np.ndarray, np.ndarray]:
+    """(display image, map in [0, 1]) from a freshly opened model."""
+    model = open_model(path)
+    prepared = load_image(image, model)
+    cap = capture_image(model, prepared)
+    grid = compute_map(cap, settings=settings.map)
+    return prepared.display, normalise(upsample(grid, prepared.display.shape[:2]))
+
+
+def _drop_on(widget, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    widget.dropEvent(drop)
+
+
+def _check_cells(window, paths) -> None:
+    s = window.current_settings()
+    results = window.panels["compare"].results()
+    assert [r.path for r in results] == [str(p) for p in paths]
+    for res, path in zip(results, paths, strict=True):
+        assert res.error == ""
+        _, ref = _ref_map(path, window.image_path, s)
+        np.testing.assert_allclose(res.map01, ref, atol=1e-6)
+        assert res.smm == pytest.approx(smm(ref, window.mask, s.smm_threshold), abs=1e-6)
+
+
+def test_compare_follows_the_main_view_without_recapturing(qtbot, window, files, second_ckpt):
+    loaded(qtbot, window, files)
+    compare = window.panels["compare"]
+    paths = [files["ckpt"], second_ckpt]
+    with qtbot.waitSignal(compare.updated, timeout=30_000):
+        _drop_on(compare, paths)  # checkpoints dropped on the compare tab
+    assert compare.wait_idle(30_000)
+    assert window.extra_docks["compare"].isVisible()
+    _check_cells(window, paths)
+    captures = [e.captures_made for e in compare._entries]
+    assert captures == [1, 1]
+    # The main window's discard slider drives the compare cells (debounced), from the cache.
+    window.controls.fusion.setCurrentText("mean")
+    with qtbot.waitSignal(compare.updated, timeout=30_000):
+        window.controls.discard.setValue(35)
+    assert compare.wait_idle(30_000) and window.wait_until_idle(5000)
+    assert compare._settings.discard_ratio == pytest.approx(0.35)
+    _check_cells(window, paths)
+    assert [e.captures_made for e in compare._entries] == captures
+    # The SMM threshold and the method follow too.
+    with qtbot.waitSignal(compare.updated, timeout=30_000):
+        window.controls.smm_threshold.setValue(0.5)
+    assert compare.wait_idle(30_000)
+    _check_cells(window, paths)
+    assert [e.captures_made for e in compare._entries] == captures
+
+
+def test_dropping_two_checkpoints_on_the_window_compares_them(qtbot, window, files,
+                                                              second_ckpt):
+    with qtbot.waitSignal(window.modelLoaded, timeout=20_000):
+        _drop_on(window, [files["ckpt"], second_ckpt])
+    assert window.loaded.path == files["ckpt"]  # the first one is inspected
+    assert window.panels["compare"].models() == [str(files["ckpt"]), str(second_ckpt)]
+
+
+def test_grid_png_export(qtbot, window, files, tmp_path):
+    loaded(qtbot, window, files)
+    window.controls.fusion.setCurrentText("min")
+    assert window.wait_until_idle(5000)
+    target = tmp_path / "grid.png"
+    window.export_grid(target, scale=4)
+    png = np.asarray(Image.open(target).convert("RGB"))
+    mosaic = window.explorer.mosaic[..., :3]
+    assert png.shape == (4 * mosaic.shape[0], 4 * mosaic.shape[1], 3)
+    np.testing.assert_array_equal(png[::4, ::4], mosaic)
+    meta = read_png_metadata(target)
+    assert meta["grid"]["columns"] == ["h0", "h1", "h2", "h3", "fused", "rollout"]
+    assert meta["grid"]["fusion"] == "min" and meta["settings"]["fusion"] == "min"
+    assert meta["checkpoint"] == str(files["ckpt"])
+    before = target.read_bytes()
+    with pytest.raises(ExportError, match="exists"):
+        window.export_grid(target)
+    assert target.read_bytes() == before
+
+
+def test_batch_export_of_a_folder(qtbot, window, files, tmp_path):
+    with qtbot.waitSignal(window.modelLoaded, timeout=20_000):
+        window.open_checkpoint(files["ckpt"])
+    window.open_folder(files["img0"].parent)
+    assert window.wait_until_idle(20_000)
+    with qtbot.waitSignal(window.overlayUpdated, timeout=5000):
+        window.controls.discard.setValue(60)
+    s = window.current_settings()
+    out = tmp_path / "batch"
+    out.mkdir()
+    with qtbot.waitSignal(window.batchFinished, timeout=30_000) as sig:
+        window.batch_export(out)
+    result = sig.args[0]
+    assert result.status == "finished" and result.errors == [] and result.total == 3
+    for i in range(3):
+        image = files[f"img{i}"]
+        png = out / f"img{i}_rollout_max_d0.60.png"
+        assert png in result.written and png.with_suffix(".npy") in result.written
+        display, ref = _ref_map(files["ckpt"], image, s)
+        np.testing.assert_allclose(np.load(png.with_suffix(".npy")), ref, atol=1e-6)
+        shown = np.asarray(Image.open(png).convert("RGB")).astype(int)
+        expected = overlay(display, ref, cmap=s.colormap, opacity=s.opacity).astype(int)
+        assert np.abs(shown - expected).max() <= 1
+        meta = read_png_metadata(png)
+        assert meta["settings"]["discard_ratio"] == pytest.approx(0.60)
+        assert meta["image"] == str(image) and meta["checkpoint"] == str(files["ckpt"])
+        mask = prepare_mask(read_mask(files[f"mask{i}"]), open_model(files["ckpt"]))
+        assert meta["smm"] == pytest.approx(smm(ref, mask, s.smm_threshold), abs=1e-6)
+    # Never overwrite silently: a second run refuses and leaves the files as they were.
+    first = (out / "img0_rollout_max_d0.60.png").read_bytes()
+    with pytest.raises(ExportError, match="already exist"):
+        window.batch_export(out)
+    assert (out / "img0_rollout_max_d0.60.png").read_bytes() == first
+
+
+def test_batch_export_cancel_stops_between_images(qtbot, files, tmp_path):
+    model = open_model(files["ckpt"])
+    from inspector.gui.controls import ViewSettings
+
+    images = [files[f"img{i}"] for i in range(3)]
+    items = plan_batch(images, tmp_path, ViewSettings())
+    job = BatchExport(model, items, ViewSettings())
+    # Cancel from the worker thread right after the first image (deterministic).
+    job.worker.progress.connect(lambda *_: job.cancel(), Qt.ConnectionType.DirectConnection)
+    with qtbot.waitSignal(job.finished, timeout=30_000) as sig:
+        job.start()
+    result = sig.args[0]
+    assert result.status == "cancelled"
+    assert result.written == [items[0].png, items[0].npy]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [items[0].png.name, items[0].npy.name])
