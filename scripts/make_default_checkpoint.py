@@ -22,6 +22,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from inspector.core.atomic import atomic_path  # noqa: E402
 from inspector.core.checkpoint import load_checkpoint  # noqa: E402
 from inspector.core.config import TrainConfig, preset  # noqa: E402
 from inspector.core.data import make_synthetic  # noqa: E402
@@ -47,7 +48,9 @@ def main() -> None:
                        if hasattr(e, "metrics") else None)
         dest = REPO / "checkpoints" / f"synthetic-{args.preset}.pt"
         dest.parent.mkdir(exist_ok=True)
-        shutil.copyfile(result.best_path, dest)
+        # Regenerating replaces the shipped file on purpose, atomically (the app may be open).
+        with atomic_path(dest, overwrite=True) as tmp_dest:
+            shutil.copyfile(result.best_path, tmp_dest)
     ckpt = load_checkpoint(dest)
     model = ckpt.build_model()
     best = max(ckpt.history, key=lambda r: r["val_accuracy"])
