@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .cli_ablate import add_ablate
+from .cli_convert import add_convert
 from .cli_explain import add_evaluate, add_explain
 from .cli_progress import ProgressBar, format_table
 
@@ -122,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     add_explain(sub)
     add_evaluate(sub)
+    add_ablate(sub)
+    add_convert(sub)
     return parser
 
 
