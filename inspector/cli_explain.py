@@ -44,13 +44,43 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.3, help="SMM threshold")
     p.add_argument("--cmap", default="jet", choices=sorted(COLORMAPS))
     p.add_argument("--opacity", type=float, default=0.5)
-    p.add_argument("--heads", type=int, default=None,
-                   help="number of heads for checkpoints that do not record it (paper layout)")
     p.add_argument("--device", default="auto")
     p.add_argument("--save-attention", action="store_true")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--out", required=True, type=Path)
+    add_load_flags(p)
     p.set_defaults(func=cmd_explain)
+
+
+def add_load_flags(p: argparse.ArgumentParser) -> None:
+    """The flags for what a checkpoint file cannot tell (:class:`~inspector.core.load_options.
+    LoadOptions`), shared by ``explain``, ``evaluate`` and ``convert``."""
+    g = p.add_argument_group("checkpoint options (what the file cannot tell; default: the "
+                             "family's convention)")
+    g.add_argument("--heads", type=int, default=None,
+                   help="number of attention heads, for files that do not record it (the "
+                        "paper's layout without its file-name convention, non-standard widths)")
+    g.add_argument("--class-names", type=Path, default=None, metavar="FILE",
+                   help="text file with one class name per line, in output order")
+    g.add_argument("--normalisation", default="auto", choices=("auto", "imagenet", "half", "none"),
+                   help="input normalisation: imagenet mean/std, half = 0.5/0.5, none = 0/1")
+    g.add_argument("--resize", default="auto", choices=("auto", "resize", "resize-crop"),
+                   help="resize the whole image, or resize the short side and centre-crop")
+    g.add_argument("--image-size", type=int, default=None, metavar="N",
+                   help="run the model at N x N inputs: the position table is resampled")
+    g.add_argument("--residual", default="auto", choices=("auto", "on", "off"),
+                   help="the paper's layout only: residual connections, when the file name "
+                        "does not say (default on)")
+
+
+def load_options_from_args(args: argparse.Namespace):
+    """The :class:`~inspector.core.load_options.LoadOptions` the flags describe."""
+    from .core.load_options import LoadOptions
+
+    return LoadOptions(heads=args.heads, class_names_file=args.class_names,
+                       normalisation=args.normalisation, policy=args.resize.replace("-", "_"),
+                       image_size=args.image_size,
+                       residual={"auto": None, "on": True, "off": False}[args.residual])
 
 
 def _map_settings(args: argparse.Namespace):
@@ -89,7 +119,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             targets.append(args.out / f"{stem}_attention.npy")
     check_writable(targets, overwrite=args.overwrite)
 
-    loaded = open_model(args.checkpoint, device=resolve_device(args.device), heads=args.heads)
+    loaded = open_model(args.checkpoint, device=resolve_device(args.device),
+                        options=load_options_from_args(args))
     cfg = loaded.checkpoint.config
     args.out.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(args.image):
@@ -149,10 +180,10 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.3)
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--heads", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--out", required=True, type=Path)
+    add_load_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -172,7 +203,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                        f"{', '.join(METHODS)}")
     outputs = [args.out / n for n in ("per_image.csv", "summary.json", "summary.md")]
     check_writable(outputs, overwrite=args.overwrite)
-    loaded = open_model(args.checkpoint, device=resolve_device(args.device), heads=args.heads)
+    loaded = open_model(args.checkpoint, device=resolve_device(args.device),
+                        options=load_options_from_args(args))
     data = load_dataset(args.data, classes=args.classes, seed=args.seed).split(args.split)
     if args.limit is not None:
         data = data.subset(list(range(min(args.limit, len(data)))))

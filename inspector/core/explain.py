@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ import torch
 from .capture import Capture, capture
 from .checkpoint import Checkpoint
 from .imageio import read_image
+from .load_options import LoadOptions
 from .model import VisionTransformer
 from .postprocess import normalise, paper_smoothing, upsample
 from .preprocess import prepare_image, to_tensor
@@ -45,17 +46,27 @@ class LoadedModel:
 
 
 def open_model(path: str | os.PathLike, *, device: str | torch.device = "cpu",
-               heads: int | None = None) -> LoadedModel:
+               heads: int | None = None, options: LoadOptions | None = None,
+               **overrides: Any) -> LoadedModel:
     """Open any checkpoint the app understands (ours or a foreign ViT) and build its model.
 
     Args:
         path: checkpoint file.
         device: where the model runs.
         heads: number of heads for layouts that do not record it (the paper's files).
-    """
-    from .interop import open_checkpoint  # foreign layouts; ours is delegated to load_checkpoint
+        options: what the user said about the file (CLI flags, the GUI load dialog): heads,
+            class names, normalisation, resize policy, an input size to resample the
+            position table for (:mod:`inspector.core.load_options`).
+        **overrides: passed to :func:`inspector.core.interop.open_checkpoint`
+            (``class_names``, ``preprocess``, ``residual``, ``pos_encoding``); they win over
+            ``options``.
 
-    ckpt = open_checkpoint(path, heads=heads)
+    Raises:
+        ValueError: (``InteropError`` / ``LoadOptionsError``) with a message for the user.
+    """
+    from .load_options import load_with_options
+
+    ckpt = load_with_options(path, options, heads=heads, **overrides)
     device = torch.device(device)
     return LoadedModel(ckpt, ckpt.build_model(device=device), Path(path), device)
 

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.capture import Capture
+from inspector.core.checkpoint import save_checkpoint
 from inspector.core.explain import (
     LoadedModel,
     PreparedImage,
@@ -47,6 +48,7 @@ from inspector.core.explain import (
     saliency_image,
 )
 from inspector.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
+from inspector.core.load_options import LoadOptions, needs_heads
 from inspector.core.metrics import smm
 from inspector.core.postprocess import overlay
 
@@ -56,6 +58,7 @@ from .controls import ControlsPanel, ViewSettings
 from .drops import classify_paths
 from .export_dialog import ExportError, export_overlay, suggested_name
 from .image_view import ImageView
+from .load_dialog import LoadOptionsDialog
 from .predictions import PredictionsPanel
 from .thumbnails import ThumbnailStrip
 from .workers import BackgroundRunner, user_message
@@ -119,6 +122,8 @@ class MainWindow(QMainWindow):
         self.last_render: RenderResult | None = None
         self.render_count = 0
         self._jobs: dict[int, str] = {}  # request id -> what it was for
+        # model request id -> (path, options), to ask again when the heads are unknown
+        self._model_requests: dict[int, tuple[Path, LoadOptions | None]] = {}
         self._gradients_pending: set[int] = set()
         self._closing = False
         self._pending_mask: Path | None = None
@@ -203,8 +208,13 @@ class MainWindow(QMainWindow):
     # =========================================================================================
     # Opening things
     # =========================================================================================
-    def open_checkpoint(self, path: str | Path) -> int:
+    def open_checkpoint(self, path: str | Path, options: LoadOptions | None = None) -> int:
         """Load a checkpoint in the background; the current image is captured again with it.
+
+        Args:
+            path: the checkpoint (ours or a foreign ViT's).
+            options: what the file cannot tell (heads, class names, normalisation, ...);
+                when loading fails only because the heads are unknown, the load dialog asks.
 
         Returns:
             The request id of the loading job.
@@ -212,9 +222,25 @@ class MainWindow(QMainWindow):
         path = Path(path)
         self.statusBar().showMessage(f"Loading {path.name}…")
         self.model_label.setText(f"Loading {path.name}…")
-        rid = self.runner.submit(lambda: open_model(path), channel="model")
+        rid = self.runner.submit(lambda: open_model(path, options=options), channel="model")
         self._jobs[rid] = "model"
+        self._model_requests[rid] = (path, options)
         return rid
+
+    def save_model_as(self, path: str | Path, *, overwrite: bool = False) -> Path | None:
+        """Save the open model in our format (weights, class names, preprocessing, load options
+        and import provenance), atomically. A failure is a message; returns None then."""
+        if self.loaded is None:
+            self.show_error("Nothing to save: open a checkpoint first")
+            return None
+        path = Path(path)
+        try:
+            saved = save_checkpoint(path, self.loaded.checkpoint, overwrite=overwrite)
+        except Exception as exc:  # noqa: BLE001 - any failure must be a message, not a crash
+            self.show_error(f"Cannot save {path.name}: {user_message(exc)}")
+            return None
+        self.statusBar().showMessage(f"Saved {saved.name}", 6000)
+        return saved
 
     def use_model(self, loaded: LoadedModel) -> None:
         """Inspect an already built model (e.g. one just trained, or a benchmark's); the current
@@ -648,6 +674,7 @@ class MainWindow(QMainWindow):
     def _on_job_finished(self, rid: int, result: object) -> None:
         kind = self._jobs.pop(rid, None)
         if kind == "model":
+            self._model_requests.pop(rid, None)
             if not self.runner.is_latest(rid, "model"):
                 return
             self._set_model(result)
@@ -669,6 +696,14 @@ class MainWindow(QMainWindow):
             self.show_error(f"Cannot compute gradients: {message}")
         elif kind == "model":
             self.model_label.setText(self.loaded.name if self.loaded else "No checkpoint")
+            request = self._model_requests.pop(rid, None)
+            if (request is not None and self.runner.is_latest(rid, "model")
+                    and needs_heads(message) and not self._closing):
+                options = self.ask_load_options(*request, reason=message)
+                if options is not None:
+                    self.open_checkpoint(request[0], options)  # the image waits for it
+                    self._update_empty_state()
+                    return
             self.show_error(f"Cannot open checkpoint: {message}")
             if self.runner.is_latest(rid, "model") and self._requested_image is not None \
                     and self._requested_image != self.image_path:
@@ -1115,9 +1150,16 @@ class MainWindow(QMainWindow):
                      "Open a mask image for SMM (non-zero = object)")
         self._action(file_menu, "Open &Folder…", "Ctrl+Shift+F", self._open_folder_dialog,
                      "Browse a folder of images (arrow keys move through it)")
+        self._action(file_menu, "Open Checkpoint with &Options…", None,
+                     self._open_checkpoint_options_dialog,
+                     "Open a checkpoint and say what its file cannot tell: heads, class names, "
+                     "normalisation, resize policy, input size")
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._rebuild_recent_menu()
         file_menu.addSeparator()
+        self._action(file_menu, "&Save Model As…", "Ctrl+Shift+S", self._save_model_dialog,
+                     "Save the open model in ViT Inspector's format, with its class names, "
+                     "preprocessing and where it came from")
         self._action(file_menu, "&Export Overlay…", "Ctrl+E", self._export_dialog,
                      "Save the overlay PNG (settings in its metadata) and the raw map .npy")
         self._action(file_menu, "Export &Grid…", "Ctrl+Shift+E", self._export_grid_dialog,
@@ -1226,6 +1268,39 @@ class MainWindow(QMainWindow):
             "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)")
         if path:
             self.open_checkpoint(path)
+
+    def _open_checkpoint_options_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open checkpoint with options", self._last_folder(),
+            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)")
+        if not path:
+            return
+        options = self.ask_load_options(Path(path), None)
+        if options is not None:
+            self.open_checkpoint(path, options)
+
+    def ask_load_options(self, path: Path, initial: LoadOptions | None,
+                         reason: str = "") -> LoadOptions | None:
+        """The load dialog for ``path``, pre-filled with ``initial``; None when cancelled."""
+        return LoadOptionsDialog.ask(self, path=path, initial=initial, reason=reason)
+
+    def _save_model_dialog(self) -> None:
+        if self.loaded is None:
+            self.show_error("Nothing to save: open a checkpoint first")
+            return
+        stem = self.loaded.path.stem if self.loaded.path else "model"
+        start = str(Path(self._last_folder()) / f"{stem}_inspector.pt")
+        # Qt's save dialog asks before replacing an existing file: a yes is the overwrite.
+        path, _ = QFileDialog.getSaveFileName(self, "Save model as", start,
+                                              "ViT Inspector checkpoints (*.pt);;All files (*)")
+        if not path:
+            return
+        target = Path(path)
+        if not target.suffix:
+            target = target.with_suffix(".pt")  # a new name: not confirmed, so never replaced
+            self.save_model_as(target, overwrite=False)
+        else:
+            self.save_model_as(target, overwrite=True)
 
     def _open_mask_dialog(self) -> None:
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)

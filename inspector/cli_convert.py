@@ -1,0 +1,51 @@
+"""``vit-inspector convert``: any loadable checkpoint -> our own format (the CLI's "Save as").
+
+The file is opened like every other command opens it (timm, torchvision, Hugging Face, the
+paper's layout, or ours), with the same options (``--heads``, ``--class-names``,
+``--normalisation``, ``--resize``, ``--image-size``, ``--residual``), and written with
+:func:`~inspector.core.checkpoint.save_checkpoint` (atomic, never over an existing file without
+``--overwrite``). What was decided -- class names, preprocessing, the options given, the source
+family and every import note -- is kept in the saved file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cli_explain import add_load_flags, load_options_from_args
+
+
+def add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert", help="save any supported checkpoint in vit-inspector's own format",
+        description="Open a checkpoint (ours, timm, torchvision, Hugging Face, or the seed "
+                    "paper's layout) with the given options and save it as a vit-inspector "
+                    "checkpoint that remembers them.")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="the file to write (e.g. model.pt)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    add_load_flags(p)
+    p.set_defaults(func=cmd_convert)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .cli import CLIError
+    from .core.atomic import refuse_overwrite
+    from .core.checkpoint import save_checkpoint
+    from .core.load_options import describe, load_with_options
+
+    refuse_overwrite(args.out, args.overwrite)  # before the (possibly slow) load
+    if not args.out.parent.is_dir():
+        raise CLIError(f"the folder {args.out.parent} does not exist")
+    if args.out.resolve() == args.checkpoint.resolve():
+        raise CLIError("--out is the --checkpoint file itself; write to another file")
+    ckpt = load_with_options(args.checkpoint, load_options_from_args(args))
+    ckpt.provenance["converted_from"] = str(args.checkpoint)
+    save_checkpoint(args.out, ckpt, overwrite=args.overwrite)
+    print(describe(ckpt))
+    for note in ckpt.provenance.get("import_notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {args.out}")
+    return 0
