@@ -1344,15 +1344,18 @@ class MainWindow(QMainWindow):
         geometry = self.settings_store.value("window/geometry")
         state = self.settings_store.value("window/state")
         self.restored_geometry = False
-        # Default proportions: the image gets the middle; the explorer and controls the sides.
-        self.resizeDocks([self.explorer_dock, self.controls_dock], [360, 330],
-                         Qt.Orientation.Horizontal)
-        self.resizeDocks([self.controls_dock, self.predictions_dock], [480, 220],
-                         Qt.Orientation.Vertical)
         if isinstance(geometry, QByteArray):
             self.restored_geometry = self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state, LAYOUT_VERSION)
+        if not (isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION)):
+            # Dock sizes only stick once the window has its real size: after the first show.
+            QTimer.singleShot(0, self._default_dock_sizes)
+
+    def _default_dock_sizes(self) -> None:
+        """Default proportions: the image gets the middle; explorer and controls the sides."""
+        self.resizeDocks([self.explorer_dock, self.controls_dock], [330, 340],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.controls_dock, self.predictions_dock], [440, 250],
+                         Qt.Orientation.Vertical)
 
     def _update_empty_state(self) -> None:
         if self.image is not None or self.raw_image is not None:
