@@ -102,7 +102,12 @@ def lr_factor(step: int, total_steps: int, warmup_fraction: float) -> float:
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return opt_class(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    # foreach=True: one multi-tensor kernel per update term instead of a Python loop over the
+    # ~50 small parameters; PyTorch only picks it by default on CUDA. Measured on a 2-core CPU
+    # (baseline, 1 thread): 146-152 -> 137-138 ms per step together with the foreach clip.
+    # (fused=True was no better there.) Same update rule, so resume stays exact.
+    return opt_class(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                     foreach=True)
 
 
 @torch.no_grad()
@@ -260,7 +265,9 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train_cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+                # foreach: one fused norm over all gradients, not one Python call each.
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip,
+                                               foreach=True)
             optimizer.step()
             loss_sum += loss.detach() * y.shape[0]
             correct += (out_logits.detach().argmax(-1) == y).sum()
