@@ -9,7 +9,10 @@ the paper's baseline (64 px, 8 px patches, 4 x 4, 65 tokens) it prints:
 
 * the time from setting the discard slider to the overlay being repainted on screen (the
   window's zero-ms timer fires, the map is computed from the cached capture, blended, and the
-  view's viewport is repainted synchronously), median and p95, for several methods;
+  view's viewport is repainted synchronously), median and p95, for several methods, and for
+  rollout again with an object mask and the masks panel showing (SMM on every move); with
+  the process CPU time beside the wall time (on a loaded machine the wall time includes
+  waiting for a core);
 * of that time, how much the map itself took (saliency + overlay, measured inside the window's
   redraw) and the GUI's own overhead (labels, layout, event dispatch, painting);
 * the 12 x 12 grid: computing the explorer's maps, and drawing them (mosaic + repaint);
@@ -96,24 +99,41 @@ def bench_model(app: QApplication, cfg: ViTConfig, label: str, repeats: int,
           f"open + capture {1000 * (time.perf_counter() - t0):.0f} ms")
     slider = window.controls.discard
     view = window.image_view
-    for method, fusion in (("rollout", "max"), ("rollout", "mean"), ("attention", "mean"),
-                           ("cls-attention", "mean"), ("grad-rollout", "mean")):
+    masks_dock = window.extra_docks.get("masks")
+    for method, fusion, with_mask in (("rollout", "max", False), ("rollout", "mean", False),
+                                      ("attention", "mean", False),
+                                      ("cls-attention", "mean", False),
+                                      ("grad-rollout", "mean", False), ("rollout", "max", True)):
+        if with_mask:
+            # An object mask and the masks panel on top: SMM in the status bar on every move,
+            # the panel's metrics as well.
+            h, w = window.image.original.shape[:2]
+            mask = np.zeros((h, w), dtype=bool)
+            mask[h // 4 : 3 * h // 4, w // 5 : 3 * w // 5] = True
+            assert window.set_mask_array(mask)
+            if masks_dock is not None:
+                masks_dock.raise_()
         window.controls.set_method(method)
         window.controls.fusion.setCurrentText(fusion)
         assert window.wait_until_idle(120_000)
-        times, maps = [], []
+        times, maps, cpus, map_cpus = [], [], [], []
         for i in range(repeats):
             count, painted = window.render_count, view.viewport_paints
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             slider.setValue(10 + (i * 7) % 89)  # 0.10 .. 0.98, never the same twice in a row
             _wait_frame(app, window, count, painted)
             times.append(1000 * (time.perf_counter() - t))
+            cpus.append(1000 * (time.process_time() - c))
             maps.append(window.last_render.elapsed_ms)
+            map_cpus.append(getattr(window.last_render, "cpu_ms", float("nan")))
         overhead = [a - b for a, b in zip(times, maps, strict=True)]
-        print(f"  slider -> repainted overlay  {method:14s} {fusion:4s}: median "
+        label_ = f"{method} {fusion}" + (" + mask" if with_mask else "")
+        print(f"  slider -> repainted overlay  {label_:26s}: median "
               f"{statistics.median(times):6.2f} ms, p95 {percentile(times, 95):6.2f} ms "
               f"(n={len(times)}); map {statistics.median(maps):5.2f} ms, GUI overhead "
               f"{statistics.median(overhead):5.2f} ms")
+        print(f"  {'':29s}{'(CPU time)':26s}: median {statistics.median(cpus):6.2f} ms, p95 "
+              f"{percentile(cpus, 95):6.2f} ms; map {statistics.median(map_cpus):5.2f} ms")
     # The head/layer grid: compute + draw, for a few queries.
     cap = window.capture
     compute, draw = [], []

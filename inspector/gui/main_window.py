@@ -80,6 +80,7 @@ class RenderResult:
     rgb: np.ndarray  # (S, S, 3) uint8, exactly what the view shows
     smm: float | None
     elapsed_ms: float
+    cpu_ms: float = 0.0  # process CPU time of the same work (wall time includes waiting)
 
 
 class MainWindow(QMainWindow):
@@ -335,7 +336,7 @@ class MainWindow(QMainWindow):
         while time.monotonic() < deadline:
             app.processEvents()
             if self.is_idle():
-                if self._explorer_timer.isActive():
+                if self._explorer_timer.isActive() or self._metrics_pending():
                     continue
                 app.processEvents()
                 if self.is_idle():
@@ -343,6 +344,11 @@ class MainWindow(QMainWindow):
             else:
                 time.sleep(0.002)  # a job is running in the worker: don't spin the CPU flat out
         return False
+
+    def _metrics_pending(self) -> bool:
+        """The masks panel's metrics wait for the slider or brush to rest (debounced)."""
+        view = getattr(self.panels.get("masks"), "metrics_view", None)
+        return bool(view is not None and getattr(view, "pending", lambda: False)())
 
     # =========================================================================================
     # Rendering
@@ -377,7 +383,7 @@ class MainWindow(QMainWindow):
             if not cap.has_gradients(c):
                 self._request_gradients(cap, c)
                 return
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             grid, full = saliency_image(cap, s.map, image_size=base.shape[0],
                                         patch_size=base.shape[0] // cap.grid_size[0],
@@ -389,7 +395,8 @@ class MainWindow(QMainWindow):
             self.show_error(f"Cannot compute the map: {user_message(exc)}")
             return
         elapsed = (time.perf_counter() - t0) * 1000
-        self._show(RenderResult(s, grid, full, rgb, score, elapsed))
+        cpu = (time.process_time() - c0) * 1000
+        self._show(RenderResult(s, grid, full, rgb, score, elapsed, cpu))
         self._schedule_explorer()
 
     def _show(self, result: RenderResult) -> None:

@@ -24,8 +24,11 @@ Public API (for the main window):
 ``MetricsView(parent=None)``
     SMM at the current threshold and the other localisation metrics of
     :func:`inspector.core.metrics.localisation_metrics` for (saliency map, mask); "undefined"
-    for None. ``set_saliency``, ``set_mask``, ``set_threshold`` coalesce into one update on the
-    next event-loop turn (``refresh()`` forces it now); ``updated(dict)`` after each update.
+    for None. ``set_saliency``, ``set_mask``, ``set_threshold`` update the SMM line on the next
+    event-loop turn (:func:`inspector.core.metrics.smm`, ~0.3 ms) and coalesce into one full
+    update once the inputs rest for ``METRICS_DEBOUNCE_MS`` (every metric: ~10 ms at 224 x 224,
+    too slow for every step of a slider drag); ``refresh()`` forces the full update now;
+    ``updated(dict)`` after each full update (``metrics()`` is always one consistent set).
 
 No mathematics here: masks come from :mod:`inspector.core.masks`, the brush footprint from
 :func:`inspector.core.postprocess.disk_footprint`, every number from :mod:`inspector.core.metrics`.
@@ -59,6 +62,9 @@ from PySide6.QtWidgets import (
 from .workers import BackgroundRunner
 
 SETTINGS_WEIGHTS = "masks/maskrcnn_weights"
+# The full metrics follow a moving slider or brush once it rests this long (the head/layer
+# explorer uses the same delay); SMM itself is updated at once.
+METRICS_DEBOUNCE_MS = 60
 SETTINGS_VARIANT = "masks/maskrcnn_variant"
 
 # The image view's tools: (key, button text, tooltip).
@@ -108,8 +114,12 @@ class MetricsView(QWidget):
         self._stale = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.setInterval(0)  # coalesce bursts (slider drags, brush strokes)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.setInterval(METRICS_DEBOUNCE_MS)  # restarted by every change: one update
+        self._timer.timeout.connect(self.refresh)     # when a drag or a stroke rests
+        self._smm_timer = QTimer(self)
+        self._smm_timer.setSingleShot(True)
+        self._smm_timer.setInterval(0)  # coalesce the changes of one event-loop turn
+        self._smm_timer.timeout.connect(self._refresh_smm)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -140,19 +150,27 @@ class MetricsView(QWidget):
     def set_saliency(self, map01: np.ndarray | None) -> None:
         """The current map (any grid; the metrics upsample it to the mask), or None."""
         self._saliency = None if map01 is None else np.asarray(map01)
-        self._timer.start()
+        self._changed()
 
     def set_mask(self, mask: np.ndarray | None) -> None:
         self._mask = None if mask is None else np.asarray(mask, dtype=bool)
-        self._timer.start()
+        self._changed()
 
     def set_threshold(self, threshold: float) -> None:
         """SMM threshold t in [0, 1] (0.3 in the paper)."""
         self._threshold = float(threshold)
-        self._timer.start()
+        self._changed()
+
+    def _changed(self) -> None:
+        self._smm_timer.start()
+        self._timer.start()  # (re)start: the full update waits for a quiet moment
 
     def threshold(self) -> float:
         return self._threshold
+
+    def pending(self) -> bool:
+        """Whether an update is scheduled (a change that the view does not show in full yet)."""
+        return self._timer.isActive() or self._smm_timer.isActive()
 
     def metrics(self) -> dict[str, Any]:
         """The values shown now (empty when there is no map or no mask)."""
@@ -168,9 +186,24 @@ class MetricsView(QWidget):
 
     # output ---------------------------------------------------------------------------
     @Slot()
+    def _refresh_smm(self) -> None:
+        """Only the SMM line, at once, while the full update waits for the inputs to rest."""
+        if self._saliency is None or self._mask is None or (
+                self.defer_when_hidden and not self.isVisible()):
+            return  # nothing to show, or refresh() shows it (hidden: when shown again)
+        from inspector.core.metrics import smm
+
+        try:
+            value = smm(self._saliency, self._mask, self._threshold)
+        except ValueError:
+            return  # refresh() reports the error
+        self.smm_label.setText(f"SMM@{self._threshold:.2f}: {format_value(value)}")
+
+    @Slot()
     def refresh(self) -> None:
         """Recompute now (normally called by the coalescing timer)."""
         self._timer.stop()
+        self._smm_timer.stop()
         if self.defer_when_hidden and not self.isVisible():
             self._stale = True
             return

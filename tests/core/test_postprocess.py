@@ -165,3 +165,109 @@ def test_overlay_opacity_endpoints_and_blend():
         P.overlay(image.astype(np.float32), m)
     with pytest.raises(P.PostprocessError, match="opacity"):
         P.overlay(image, m, opacity=1.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The fast paths (numpy upsampling, table-driven overlay) against the formulas they replace
+# ----------------------------------------------------------------------------------------------
+def torch_bilinear(m: np.ndarray, H: int, W: int) -> np.ndarray:
+    """PyTorch's ``interpolate(bilinear, align_corners=False)`` in the map's dtype."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(m))[None, None]
+    return F.interpolate(t, size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+@pytest.mark.parametrize("shape", [(14, 14, 224, 224), (8, 8, 64, 64), (3, 4, 12, 10),
+                                   (7, 5, 7, 20), (14, 14, 225, 300), (1, 1, 5, 3),
+                                   (1, 6, 4, 6)])
+def test_upsample_equals_torch_and_the_loop_reference(shape):
+    gh, gw, H, W = shape
+    rng = np.random.default_rng(gh * 100 + W)
+    m = rng.random((gh, gw))
+    # float32 (the display path): the exact (float64 loop) value to a few float32 ulp (values
+    # in [0, 1], ulp(1) = 1.2e-7), and PyTorch's float32 result, which computes the weights in
+    # float32 (off by up to ~6e-7 when the scale H / gh is not a power of two)
+    got = P.upsample(m.astype(np.float32), (H, W))
+    assert got.dtype == np.float32 and got.shape == (H, W)
+    np.testing.assert_allclose(got, ref_bilinear(m.astype(np.float32).astype(np.float64), H, W),
+                               rtol=0, atol=2.5e-7)
+    np.testing.assert_allclose(got, torch_bilinear(m.astype(np.float32), H, W), rtol=0,
+                               atol=1e-6)
+    # float64 (the metrics path): the loop reference to float64 rounding
+    got64 = P.upsample(m, (H, W), dtype=np.float64)
+    assert got64.dtype == np.float64
+    np.testing.assert_allclose(got64, ref_bilinear(m, H, W), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(got64, torch_bilinear(m, H, W), rtol=0, atol=1e-14)
+
+
+def test_upsample_shrinking_still_antialiased_like_torch():
+    import torch
+    import torch.nn.functional as F
+
+    m = np.random.default_rng(3).random((40, 30)).astype(np.float32)
+    want = F.interpolate(torch.from_numpy(m)[None, None], size=(10, 40), mode="bilinear",
+                         align_corners=False, antialias=True)[0, 0].numpy()
+    np.testing.assert_array_equal(P.upsample(m, (10, 40)), want)
+
+
+def test_bilinear_taps_rows_are_convex_combinations():
+    i0, i1, w0, w1 = P.bilinear_taps(3, 12, np.float64)
+    W = np.zeros((12, 3))
+    np.add.at(W, (np.arange(12), i0), w0)
+    np.add.at(W, (np.arange(12), i1), w1)
+    np.testing.assert_allclose(W.sum(axis=1), 1.0, rtol=0, atol=1e-15)
+    assert np.all(W >= 0)
+    # 3 -> 12 (factor 4): sample i sits at (i + 1/2) / 4 - 1/2 of the source, clamped to [0, 2]
+    x = np.clip((np.arange(12) + 0.5) / 4 - 0.5, 0, 2)
+    np.testing.assert_allclose(W @ np.arange(3.0), x, atol=1e-15)  # a linear ramp is exact
+    with pytest.raises(P.PostprocessError, match="enlarge"):
+        P.bilinear_taps(5, 4)
+
+
+def ref_overlay(image: np.ndarray, m: np.ndarray, cmap: str, opacity: float) -> np.ndarray:
+    """The overlay formula evaluated directly on the image, float32, as before the tables."""
+    lut = P.COLORMAPS[cmap]
+    a = np.nan_to_num(np.asarray(m, np.float32), nan=0.0)
+    idx = np.rint(np.clip(a, 0.0, 1.0) * 255).astype(np.intp)
+    o = np.float32(opacity)
+    out = (1 - o) * image.astype(np.float32) + o * lut[idx].astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("opacity", [0.0, 0.5, 0.37, 0.7, 1.0])
+def test_overlay_tables_equal_the_float_formula(opacity):
+    rng = np.random.default_rng(int(opacity * 100))
+    image = rng.integers(0, 256, size=(31, 17, 3), dtype=np.uint8)
+    m = rng.random((31, 17)).astype(np.float32)
+    m[0, :5] = (np.arange(5) + 0.5) / 255  # exactly half-way between two table entries
+    m[1, :6] = [-0.5, 1.5, np.nan, np.inf, -np.inf, 1.0]  # clipped; NaN -> 0
+    for cmap in P.COLORMAPS:
+        got = P.overlay(image, m, cmap=cmap, opacity=opacity)
+        assert got.dtype == np.uint8 and got.shape == image.shape
+        np.testing.assert_array_equal(got, ref_overlay(image, m, cmap, opacity))
+    # every (pixel value, map index) pair: the tables hold the formula's value for each
+    values = np.arange(256, dtype=np.uint8)
+    image = np.broadcast_to(values[:, None, None], (256, 256, 3)).copy()
+    m = np.broadcast_to(values[None, :] / np.float32(255), (256, 256)).astype(np.float32)
+    np.testing.assert_array_equal(P.overlay(image, m, cmap="jet", opacity=opacity),
+                                  ref_overlay(image, m, "jet", opacity))
+
+
+def test_lut_indices_round_and_clip():
+    m = np.array([[0.0, 1.0, 0.5, 2 / 255], [-1.0, 7.0, np.nan, 0.5 / 255]], np.float32)
+    got = P.lut_indices(m)
+    assert got.dtype == np.uint8
+    # 0.5 * 255 = 127.5 rounds to even (128); 0.5 / 255 * 255 = 0.5 rounds to 0
+    assert got.tolist() == [[0, 255, 128, 2], [0, 255, 0, 0]]
+
+
+def test_normalise_rejects_infinity_and_keeps_the_formula():
+    with pytest.raises(P.PostprocessError, match="infinite"):
+        P.normalise(np.array([[0.0, np.inf]]))
+    with pytest.raises(P.PostprocessError, match="infinite"):
+        P.normalise(np.array([[-np.inf, 1.0]], np.float32))
+    m = np.random.default_rng(4).normal(size=(9, 7))
+    want = (m - m.min()) / (m.max() - m.min())
+    np.testing.assert_allclose(P.normalise(m), want, rtol=0, atol=2e-7)

@@ -432,3 +432,57 @@ def test_compute_map_residual_auto_follows_the_model():
                                                           residual=True))
     np.testing.assert_allclose(forced, ref_rollout(cap.attentions, "mean", 0.0, residual=True),
                                rtol=1e-4, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# The slider path: thresholds from the memoised sorted rows
+# ----------------------------------------------------------------------------------------------
+def test_discard_with_sorted_rows_equals_the_stable_sort_reference():
+    rng = np.random.default_rng(11)
+    cases = [rng.integers(0, 4, size=(3, 9, 9)).astype(np.float32),  # many ties
+             rng.random((2, 10, 10)).astype(np.float32),  # distinct values
+             np.zeros((1, 5, 5), np.float32)]  # everything tied
+    cases[0][1, 0, 0] = 0.0  # the class self entry among the lowest: it must survive
+    for fused in cases:
+        L, T, _ = fused.shape
+        flat = fused.reshape(L, T * T)
+        sorted_rows = np.sort(flat, axis=-1)
+        for ratio in (0.0, 0.01, 0.2, 0.5, 0.77, 0.99):
+            got = S._discard_flat(flat, ratio, sorted_rows).reshape(fused.shape)
+            for l in range(L):
+                np.testing.assert_array_equal(
+                    got[l], ref_discard(fused[l].astype(np.float64), ratio))
+            # the selection path (no sorted rows) gives the same array
+            np.testing.assert_array_equal(got, S.discard_lowest(fused, ratio))
+
+
+def test_cached_gradient_rollout_over_many_ratios(tiny):
+    # grad-rollout's fusion clamps negatives to 0, so many entries tie at 0: the memoised
+    # sorted rows must pick the same entries as the selection, for every slider position.
+    model, x = tiny
+    cap = capture(ViTAdapter(model), x)
+    c = cap.predicted_class
+    attn, grads = explicit_gradients(model, x, c)
+    fused = S.grad_fuse(attn, grads)
+    assert np.count_nonzero(fused == 0) > fused.size // 10  # the tie-heavy case
+    for ratio in (0.0, 0.3, 0.5, 0.9, 0.98):
+        for legacy in (False, True):
+            settings_ = S.MapSettings(method="grad-rollout", discard_ratio=ratio,
+                                      legacy_normalisation=legacy)
+            got = S.compute_map(cap, settings=settings_)
+            np.testing.assert_array_equal(
+                got, S.grad_rollout(cap.attentions, cap.gradients(c), discard_ratio=ratio,
+                                    legacy_normalisation=legacy))
+            assert_map_close(got, ref_grad_rollout(attn, grads, ratio, legacy=legacy),
+                             rtol=1e-3, atol=1e-5)
+
+
+def test_cached_rollout_start_layer_and_query(tiny):
+    model, x = tiny
+    cap = capture(model, x)
+    attn = cap.attentions
+    for start, query, ratio in ((1, 0, 0.9), (2, 5, 0.5), (0, 16, 0.95)):
+        got = S.compute_map(cap, "rollout", S.MapSettings(fusion="min", discard_ratio=ratio,
+                                                          start_layer=start, query=query))
+        assert_map_close(got, ref_rollout(attn, "min", ratio, start=start, query=query),
+                         rtol=1e-4, atol=1e-6)
