@@ -179,6 +179,8 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", choices=("none", "paper"), default="none")
     p.add_argument("--threshold", type=float, default=0.3)
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--faithfulness", type=int, default=0, metavar="STEPS",
+                   help="also deletion / insertion AUC (RISE) with this many steps, e.g. 32")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true")
@@ -196,6 +198,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .core.saliency import METHODS, MapSettings
     from .core.train import resolve_device
 
+    if args.faithfulness < 0:
+        raise CLIError(f"--faithfulness must be >= 0 steps, got {args.faithfulness}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -215,6 +219,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bar = ProgressBar(total=len(data))
     result = evaluate_saliency(loaded, data, methods, settings, smoothing=args.smooth,
                                threshold=args.threshold, batch_size=args.batch_size,
+                               faithfulness_steps=args.faithfulness,
                                progress=lambda done, text: bar.update(done, text))
     bar.close()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -134,3 +134,26 @@ def test_evaluate_summary_matches_a_direct_evaluation(random_checkpoint, tmp_pat
     smm = [float(r["rollout/smm"]) for r in rows if r["rollout/smm"] != ""]
     assert summary["methods"]["rollout"]["smm"]["mean"] == pytest.approx(np.mean(smm))
     assert set(summary["methods"]) == {"rollout", "cls-attention", "relevance"}
+
+
+def test_evaluate_faithfulness_deletion_auc_matches_the_model(random_checkpoint, tmp_path):
+    out = tmp_path / "faith"
+    code = main(["evaluate", "--checkpoint", str(random_checkpoint), "--data", "synthetic",
+                 "--seed", "2", "--split", "val", "--limit", "3", "--methods", "cls-attention",
+                 "--faithfulness", "1", "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    data = make_synthetic(seed=2, train_per_class=500, val_per_class=50, test_per_class=50).val
+    model = load_checkpoint(random_checkpoint).build_model()
+    with torch.no_grad():
+        x = (data.images[:3].float() / 255 - 0.5) / 0.5
+        probs = model(x).softmax(-1)
+        deleted = model(torch.zeros_like(x)).softmax(-1)  # every pixel deleted: all zeros
+    for i, row in enumerate(rows):
+        c = int(probs[i].argmax())
+        # One step: the curve is (0, p_original) -> (1, p_all_deleted); trapezoid area.
+        expected = (float(probs[i, c]) + float(deleted[i, c])) / 2
+        assert float(row["cls-attention/deletion_auc"]) == pytest.approx(expected, abs=1e-5)
+        assert 0.0 <= float(row["cls-attention/insertion_auc"]) <= 1.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"]["cls-attention"]["deletion_auc"]["defined"] == 3

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .capture import capture_batch, compute_gradients
 from .data.types import ImageDataset
 from .explain import LoadedModel, Smoothing, saliency_image
 from .export import save_json, save_text
 from .metrics import localisation_metrics
+from .metrics_faithfulness import deletion_insertion
 from .preprocess import prepare_image, to_tensor
 from .saliency import MapSettings
 
@@ -43,8 +45,10 @@ class EvaluationResult:
         lines = [f"accuracy {s['accuracy']:.4f} over {s['images']} images "
                  f"({self.images_per_second:.1f} images/s)", ""]
         if s.get("methods"):
-            metrics = ["smm", "pointing_game", "relevance_mass", "relevance_rank_accuracy",
-                       "miou", "map"]
+            present = {k for per in s["methods"].values() for k in per}
+            metrics = [m for m in ("smm", "pointing_game", "relevance_mass",
+                                   "relevance_rank_accuracy", "miou", "map", "deletion_auc",
+                                   "insertion_auc") if m in present]
             lines.append("| method | " + " | ".join(metrics) + " |")
             lines.append("|---" * (len(metrics) + 1) + "|")
             for method, per in s["methods"].items():
@@ -87,6 +91,7 @@ def evaluate_saliency(
     smoothing: Smoothing = "none",
     threshold: float = 0.3,
     batch_size: int = 64,
+    faithfulness_steps: int = 0,
     progress: Progress | None = None,
 ) -> EvaluationResult:
     """Predict every image and score each method's map against the dataset's masks.
@@ -98,6 +103,9 @@ def evaluate_saliency(
         settings: shared map settings; the method is replaced per method.
         smoothing, threshold: as for a single map.
         batch_size: images per forward (and backward) pass.
+        faithfulness_steps: when > 0, also the deletion and insertion AUC of every map (RISE
+            protocol, this many steps; ``2 * (steps + 1)`` extra forward passes per image and
+            method, batched), which needs no mask.
         progress: ``progress(done, text)`` after each batch.
     """
     cfg = loaded.checkpoint.config
@@ -105,6 +113,11 @@ def evaluate_saliency(
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     needs_grads = any(settings.replace(method=m).needs_gradients for m in methods)
+    model = loaded.model
+
+    def predict(batch: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, K) probabilities
+        out = model(batch.to(loaded.device)).float().cpu()
+        return out if cfg.output_softmax else out.softmax(dim=-1)
     for start in range(0, len(data), batch_size):
         stop = min(start + batch_size, len(data))
         images = data.images[start:stop].permute(0, 2, 3, 1).numpy()  # (b, H, W, 3) uint8
@@ -120,14 +133,20 @@ def evaluate_saliency(
                                    "predicted": cap.predicted_class,
                                    "correct": int(cap.predicted_class == label),
                                    "probability": float(cap.probabilities[cap.predicted_class])}
-            if data.masks is not None:
-                mask = _mask_to(data.masks[i].numpy(), loaded)
-                for method in methods:
-                    _, full = saliency_image(cap, settings.replace(method=method),
-                                             image_size=cfg.image_size,
-                                             patch_size=cfg.patch_size, smoothing=smoothing)
+            mask = None if data.masks is None else _mask_to(data.masks[i].numpy(), loaded)
+            for method in methods if (mask is not None or faithfulness_steps) else ():
+                _, full = saliency_image(cap, settings.replace(method=method),
+                                         image_size=cfg.image_size,
+                                         patch_size=cfg.patch_size, smoothing=smoothing)
+                if mask is not None:
                     for key, value in localisation_metrics(full, mask, threshold).items():
                         row[f"{method}/{key}"] = value
+                if faithfulness_steps:
+                    auc = deletion_insertion(predict, x[j], full, steps=faithfulness_steps,
+                                             class_index=cap.predicted_class,
+                                             batch_size=batch_size)
+                    row[f"{method}/deletion_auc"] = auc["deletion_auc"]
+                    row[f"{method}/insertion_auc"] = auc["insertion_auc"]
             rows.append(row)
         if progress:
             progress(stop, f"{stop}/{len(data)} images")
