@@ -184,10 +184,11 @@ def test_figures_show_each_model_on_the_same_images(study):
     cell = np.kron(overlay(display, full), np.ones((2, 2, 1), dtype=np.uint8))  # 128 px
     # Layout of saliency_figure: 120 px labels, 40 px header, 128 px cells + 16 + 6 px.
     y, x0 = 40 + 2 * (128 + 16 + 6), 120 + 2 * (128 + 6)
-    # Equal up to a grey level where float rounding differs between the two input paths; a
-    # cell of another model or image differs by tens of levels.
+    # Equal but where float rounding between the two input paths moves a map value across a
+    # colormap-table step (jet: up to 4 levels a step, halved by the 50% opacity, plus the
+    # blend's rounding); a cell of another model or image differs by tens of levels.
     diff = np.abs(fig[y:y + 128, x0:x0 + 128].astype(int) - cell.astype(int))
-    assert diff.max() <= 2 and diff.mean() < 0.05
+    assert diff.max() <= 6 and diff.mean() < 0.05
     other = np.abs(fig[y - 150:y - 150 + 128, x0:x0 + 128].astype(int) - cell.astype(int))
     assert other.mean() > 5  # the baseline row above is a different picture
     assert fig.shape == (40 + 3 * 150 + 24, 120 + 6 * 134 + 6, 3)
