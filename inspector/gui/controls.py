@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -30,6 +29,8 @@ from PySide6.QtWidgets import (
 
 from inspector.core.postprocess import COLORMAPS
 from inspector.core.saliency import AGGREGATIONS, FUSIONS, METHODS, MapSettings
+
+from .layout import row
 
 __all__ = ["ControlsPanel", "ViewSettings", "SMOOTHINGS"]
 
@@ -100,15 +101,6 @@ def _fixed_label(widest: str) -> QLabel:
     label.setFixedSize(label.fontMetrics().horizontalAdvance(widest) + 8,
                        label.sizeHint().height())
     return label
-
-
-def _row(*widgets: QWidget) -> QWidget:
-    w = QWidget()
-    lay = QHBoxLayout(w)
-    lay.setContentsMargins(0, 0, 0, 0)
-    for x in widgets:
-        lay.addWidget(x)
-    return w
 
 
 class ControlsPanel(QWidget):
@@ -194,18 +186,18 @@ class ControlsPanel(QWidget):
         form.addRow("Method", self.method)
         form.addRow("Head fusion", self.fusion)
         form.addRow("Aggregation", self.aggregation)
-        form.addRow("Discard", _row(self.discard, self.discard_label))
+        form.addRow("Discard", row(self.discard, self.discard_label))
         form.addRow("Layer", self.layer)
         form.addRow("Head", self.head)
         form.addRow("Start layer", self.start_layer)
-        form.addRow("Query", _row(self.query_label, self.query_reset))
+        form.addRow("Query", row(self.query_label, self.query_reset))
         form.addRow("Target", self.class_label)
         form.addRow(self.legacy)
         display_box = QGroupBox("Display")
         dform = QFormLayout(display_box)
         dform.addRow("Smoothing", self.smoothing)
         dform.addRow("Colormap", self.colormap)
-        dform.addRow("Opacity", _row(self.opacity, self.opacity_label))
+        dform.addRow("Opacity", row(self.opacity, self.opacity_label))
         dform.addRow(self.show_overlay)
         dform.addRow("SMM threshold", self.smm_threshold)
         lay = QVBoxLayout(self)

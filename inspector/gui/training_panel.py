@@ -52,6 +52,7 @@ from inspector.core.config import (
     preset,
 )
 
+from .layout import row
 from .training_worker import DatasetSpec, TrainingJob, TrainingWorker, user_message
 
 CUSTOM = "custom"
@@ -162,7 +163,7 @@ class TrainingPanel(QWidget):
         self.data_path_edit.setPlaceholderText("dataset folder")
         self.data_browse = QPushButton("Browse…")
         self.data_browse.clicked.connect(self._browse_data)
-        dform.addRow("Folder", _row(self.data_path_edit, self.data_browse))
+        dform.addRow("Folder", row(self.data_path_edit, self.data_browse))
         self.classes_spin = _spin(2, 200, "Number of classes to use")
         self.classes_spin.setValue(10)
         dform.addRow("Classes", self.classes_spin)
@@ -176,7 +177,7 @@ class TrainingPanel(QWidget):
         self.out_edit.setPlaceholderText("output folder for last.pt, best.pt, history.json")
         self.out_browse = QPushButton("Browse…")
         self.out_browse.clicked.connect(self._browse_out)
-        dform.addRow("Output", _row(self.out_edit, self.out_browse))
+        dform.addRow("Output", row(self.out_edit, self.out_browse))
         self.overwrite_check = QCheckBox("Replace a run already in the output folder")
         dform.addRow(self.overwrite_check)
         left.addWidget(data_box)
@@ -552,12 +553,3 @@ def _dspin(lo: float, hi: float, decimals: int, value: float, tip: str) -> QDoub
     spin.setValue(value)
     spin.setToolTip(tip)
     return spin
-
-
-def _row(*widgets: QWidget) -> QWidget:
-    box = QWidget()
-    lay = QHBoxLayout(box)
-    lay.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        lay.addWidget(w)
-    return box

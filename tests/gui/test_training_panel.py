@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from gui_helpers import configure_training  # noqa: E402
+
 from inspector.core.checkpoint import load_checkpoint  # noqa: E402
 from inspector.core.config import preset  # noqa: E402
 from inspector.gui.training_panel import TrainingPanel, format_eta  # noqa: E402
@@ -23,17 +25,6 @@ def panel(qtbot):
     assert w.request_stop_and_wait(30_000)
 
 
-def _configure(panel: TrainingPanel, out, *, epochs: int, train_per_class: int,
-               batch: int = 8) -> None:
-    panel.set_dataset("synthetic")
-    panel.classes_spin.setValue(3)
-    panel.train_per_class_spin.setValue(train_per_class)
-    panel.val_per_class_spin.setValue(2)
-    panel.epochs_spin.setValue(epochs)
-    panel.batch_spin.setValue(batch)
-    panel.lr_spin.setValue(0.001)
-    panel.device_combo.setCurrentText("cpu")
-    panel.set_output_dir(out)
 
 
 def test_preset_fills_every_switch(panel):
@@ -54,7 +45,7 @@ def test_preset_fills_every_switch(panel):
 
 def test_short_training_finishes_and_curves_match_history(panel, qtbot, tmp_path):
     out = tmp_path / "run"
-    _configure(panel, out, epochs=2, train_per_class=2)
+    configure_training(panel, out, epochs=2, train_per_class=2)
     with qtbot.waitSignal(panel.finished, timeout=60_000) as blocker:
         assert panel.start()
         assert not panel.start_button.isEnabled()
@@ -77,7 +68,7 @@ def test_short_training_finishes_and_curves_match_history(panel, qtbot, tmp_path
 
 def test_cancel_stops_cleanly(panel, qtbot, tmp_path):
     out = tmp_path / "long"
-    _configure(panel, out, epochs=500, train_per_class=12, batch=4)
+    configure_training(panel, out, epochs=500, train_per_class=12, batch=4)
     # Wait for the first epoch so that a checkpoint exists, then cancel mid-run.
     with qtbot.waitSignal(panel.job_ended, timeout=60_000) as ended:
         panel.start()
@@ -96,7 +87,7 @@ def test_cancel_stops_cleanly(panel, qtbot, tmp_path):
 
 
 def test_request_stop_and_wait_ends_thread(panel, qtbot, tmp_path):
-    _configure(panel, tmp_path / "close", epochs=500, train_per_class=12, batch=4)
+    configure_training(panel, tmp_path / "close", epochs=500, train_per_class=12, batch=4)
     panel.start()
     qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=60_000)
     assert panel.request_stop_and_wait(30_000)
@@ -188,7 +179,7 @@ def test_existing_run_is_refused_without_overwrite(panel, qtbot, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "history.json").write_text("[]")
-    _configure(panel, out, epochs=1, train_per_class=1)
+    configure_training(panel, out, epochs=1, train_per_class=1)
     with qtbot.waitSignal(panel.job_ended, timeout=30_000) as ended:
         panel.start()
     assert ended.args[0] == "failed" and "overwrite" in panel.error_label.text()

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from gui_helpers import loaded  # noqa: E402
+from gui_helpers import configure_training, loaded  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
@@ -22,24 +22,12 @@ from inspector.core.checkpoint import load_checkpoint  # noqa: E402
 from inspector.core.explain import capture_image, load_image, open_model  # noqa: E402
 
 
-def _configure(panel, out, *, epochs: int, train_per_class: int = 2, batch: int = 8) -> None:
-    panel.set_dataset("synthetic")
-    panel.classes_spin.setValue(3)
-    panel.train_per_class_spin.setValue(train_per_class)
-    panel.val_per_class_spin.setValue(2)
-    panel.epochs_spin.setValue(epochs)
-    panel.batch_spin.setValue(batch)
-    panel.lr_spin.setValue(0.001)
-    panel.device_combo.setCurrentText("cpu")
-    panel.set_output_dir(out)
-
-
 def test_finished_training_opens_in_the_inspector(qtbot, window, files, tmp_path):
     loaded(qtbot, window, files)
     before = window.loaded
     panel = window.panels["training"]
     out = tmp_path / "run"
-    _configure(panel, out, epochs=1)
+    configure_training(panel, out, epochs=1)
     with qtbot.waitSignal(window.modelLoaded, timeout=60_000) as sig:
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     assert sig.args[0] == str(out / "best.pt")
@@ -62,7 +50,7 @@ def test_cancel_from_the_window_stops_and_keeps_the_model(qtbot, window, files, 
     loaded(qtbot, window, files)
     before = window.loaded
     panel = window.panels["training"]
-    _configure(panel, tmp_path / "long", epochs=500, train_per_class=8, batch=4)
+    configure_training(panel, tmp_path / "long", epochs=500, train_per_class=8, batch=4)
     assert panel.start()
     qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=30_000)  # steps are running
     with qtbot.waitSignal(panel.job_ended, timeout=30_000) as sig:
@@ -77,7 +65,7 @@ def test_closing_during_training_asks_then_stops_cleanly(qtbot, window, files, t
                                                         monkeypatch):
     panel = window.panels["training"]
     out = tmp_path / "closing"
-    _configure(panel, out, epochs=500)
+    configure_training(panel, out, epochs=500)
     asked: list[str] = []
     answer = [QMessageBox.StandardButton.No]
 
