@@ -299,10 +299,8 @@ def attention_map(
     l = _check_index(layer, L, "layer")
     q = _check_index(query, T, "query token")
     rows = a[l, :, q, :]  # (h, T): the query's attention in every head of this layer
-    if head is None:
-        row = {"mean": rows.mean(axis=0), "max": rows.max(axis=0), "min": rows.min(axis=0)}[fusion]
-    else:
-        row = rows[_check_index(head, H, "head")]
+    # Fused: ndarray.mean / .max / .min over the heads, only the one asked for.
+    row = getattr(rows, fusion)(axis=0) if head is None else rows[_check_index(head, H, "head")]
     return _to_map(row, num_prefix_tokens, grid, rescale)
 
 
