@@ -229,7 +229,15 @@ def load_study_data(spec: StudySpec) -> DatasetSplits:
     for name in ("val_per_class", "test_per_class"):  # synthetic only (checked by the spec)
         if getattr(spec, name) is not None:
             kwargs[name] = getattr(spec, name)
-    return load_dataset(spec.data, classes=spec.classes, seed=spec.data_seed, **kwargs)
+    if spec.is_synthetic:
+        return load_dataset(spec.data, classes=spec.classes, seed=spec.data_seed, **kwargs)
+    # A study scores SMM against the dataset's masks: load the folder as Tiny ImageNet (its
+    # boxes), so a wrong folder gets that loader's precise message rather than being read
+    # as a generic image folder.
+    from .data.tiny_imagenet import load_tiny_imagenet
+
+    return load_tiny_imagenet(Path(spec.data).expanduser(), classes=spec.classes,
+                              seed=spec.data_seed, **kwargs)
 
 
 def _history(folder: Path) -> list[dict[str, Any]]:

@@ -46,6 +46,21 @@ from .image_view import mask_outline_path
 from .workers import BackgroundRunner
 
 COLUMNS = 4  # cells per row before wrapping
+# File names that say nothing about the model (training outputs, Hugging Face folders): the
+# cell title then names the folders instead.
+_GENERIC_STEMS = {"last", "best", "model", "pytorch_model", "checkpoint"}
+
+
+def cell_title(path: str | os.PathLike) -> str:
+    """A short, distinguishing title: the file name, or for a generic one such as a study's
+    ``runs/<model>/seed-<s>/last.pt`` the folders that tell models apart
+    (``<model> seed-<s>``)."""
+    p = Path(path)
+    if p.stem not in _GENERIC_STEMS:
+        return p.name
+    if p.parent.name.startswith("seed-") and p.parent.parent.name:
+        return f"{p.parent.parent.name} {p.parent.name}"
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
 @dataclass
@@ -111,7 +126,7 @@ def _compute(req: _Request) -> tuple[int, int, list[CellResult]]:
 
     results = []
     for entry in req.entries:
-        res = CellResult(path=entry.path, name=Path(entry.path).name)
+        res = CellResult(path=entry.path, name=cell_title(entry.path))
         results.append(res)
         try:
             if entry.loaded is None and not entry.error:
@@ -156,7 +171,7 @@ class _Cell(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        self.title = QLabel(Path(path).name)
+        self.title = QLabel(cell_title(path))
         self.title.setToolTip(path)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         font = self.title.font()
@@ -433,10 +448,10 @@ class CompareView(QWidget):
             self.grid.removeWidget(cell)
             cell.deleteLater()
         self._cells = [_Cell(e.path) for e in self._entries]
-        names = [Path(e.path).name for e in self._entries]
-        for cell, name in zip(self._cells, names, strict=True):
-            if names.count(name) > 1:  # e.g. best.pt of two runs: name the run folder too
-                cell.title.setText(f"{Path(cell.path).parent.name}/{name}")
+        titles = [cell.title.text() for cell in self._cells]
+        for cell, title in zip(self._cells, titles, strict=True):
+            if titles.count(title) > 1:  # e.g. model.pt of two runs: name the folders too
+                cell.title.setText("/".join(Path(cell.path).parts[-3:]))
         self.empty_label.setVisible(not self._cells)
         for i, cell in enumerate(self._cells):
             self.grid.addWidget(cell, i // COLUMNS, i % COLUMNS)

@@ -995,6 +995,8 @@ class MainWindow(QMainWindow):
                 widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
         if key == "training" and hasattr(widget, "finished"):
             widget.finished.connect(self._on_training_finished)
+        if key == "training" and hasattr(widget, "study_finished"):
+            widget.study_finished.connect(self._on_study_finished)
         if key == "compare":
             if hasattr(widget, "checkpointsDropped"):
                 widget.forward_drops = True
@@ -1005,6 +1007,17 @@ class MainWindow(QMainWindow):
     def _on_training_finished(self, path: str) -> None:
         self.statusBar().showMessage(f"Training finished: opening {Path(path).name}", 6000)
         self.open_checkpoint(path)
+
+    def _on_study_finished(self, paths: list) -> None:
+        """A study finished: its models replace the compare view's, side by side on the
+        current image (its table stays in the training panel)."""
+        if not paths:
+            return
+        panel = self.panels.get("compare")
+        if panel is not None:
+            panel.set_models([])
+        self.statusBar().showMessage(f"Comparing {len(paths)} study models", 6000)
+        self.compare_checkpoints(paths)
 
     # =========================================================================================
     # Compare
@@ -1056,6 +1069,15 @@ class MainWindow(QMainWindow):
             "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)")
         if paths:
             self.compare_checkpoints(paths)
+
+    def _compare_study_models(self) -> None:
+        from .app import STUDY_CHECKPOINTS, study_checkpoints
+
+        paths = study_checkpoints()
+        if not paths:
+            self.show_error(f"No study models in {STUDY_CHECKPOINTS}")
+            return
+        self._on_study_finished([str(p) for p in paths])
 
     def _on_panel_mask(self, mask: object) -> None:
         """A mask from the masks panel (brush, box, file, Mask R-CNN), in display geometry
@@ -1177,6 +1199,10 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "Com&pare Checkpoints…", "Ctrl+Shift+C", self._compare_dialog,
                      "Show several checkpoints side by side on this image and settings")
+        self._action(file_menu, "Compare the Study's &Models (Tiny ImageNet-10)", None,
+                     self._compare_study_models,
+                     "The paper's 14 models as trained by our reproduction "
+                     "(checkpoints/tiny-imagenet-10), side by side on this image")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
 

@@ -7,6 +7,12 @@ Public API (for the main window):
 * ``job_ended(str, str)`` signal - any end of a job: ``(status, message)`` with status
   ``finished`` / ``stopped`` / ``diverged`` / ``failed``; emitted after the thread has ended.
 * ``running_changed(bool)`` signal.
+* ``study_finished(list)`` signal - an ablation study finished; its models (``last.pt`` of the
+  first seed, one per preset) are ready for the compare view.
+* ``start_study()`` - the study job: the checked models of the "Ablation study" box trained,
+  evaluated and reported by :func:`inspector.core.ablation.run_study` with the paper's
+  hyper-parameters (epochs, data, device, double softmax and output folder from the form);
+  ``study_rows()`` and ``study_table`` show the report's table when it is done.
 * ``start()`` / ``cancel()`` - what the buttons do; ``is_running()``.
 * ``request_stop_and_wait(timeout_ms) -> bool`` - for window close: sets the stop flag and waits
   for the worker thread; the core stops between steps, so ``last.pt`` stays the last completed
@@ -53,6 +59,8 @@ from inspector.core.config import (
 )
 
 from .layout import row
+from .study_box import StudyBox, StudyTable
+from .study_worker import StudyWorker
 from .training_worker import DatasetSpec, TrainingJob, TrainingWorker, user_message
 
 CUSTOM = "custom"
@@ -78,11 +86,14 @@ class TrainingPanel(QWidget):
     finished = Signal(str)
     job_ended = Signal(str, str)
     running_changed = Signal(bool)
+    study_finished = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._thread: QThread | None = None
-        self._worker: TrainingWorker | None = None
+        self._worker: TrainingWorker | StudyWorker | None = None
+        self._study_rows: list[dict[str, Any]] = []
+        self._study_models: list[str] = []
         self._stop = threading.Event()
         self._result: tuple[str, str, str] | None = None
         self._history: list[dict[str, Any]] = []
@@ -182,6 +193,10 @@ class TrainingPanel(QWidget):
         dform.addRow(self.overwrite_check)
         left.addWidget(data_box)
 
+        self.study_box = StudyBox()
+        self.study_box.run_button.clicked.connect(self.start_study)
+        left.addWidget(self.study_box)
+
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setShortcut("Ctrl+Return")
@@ -235,6 +250,16 @@ class TrainingPanel(QWidget):
         self.log_view.setMaximumBlockCount(5000)
         self.log_view.setPlaceholderText("Training log")
         right.addWidget(self.log_view, 1)
+        self.study_table = StudyTable()
+        self.study_table.setToolTip("The study's report (mean ± std over seeds); hover a cell "
+                                    "for the paper's value")
+        self.study_table.hide()
+        right.addWidget(self.study_table, 2)
+        self.compare_button = QPushButton("Open Study Models in Compare View")
+        self.compare_button.clicked.connect(
+            lambda: self.study_finished.emit(list(self._study_models)))
+        self.compare_button.hide()
+        right.addWidget(self.compare_button)
         self._step_x: list[float] = []
         self._step_y: list[float] = []
         self._on_dataset_kind()
@@ -398,30 +423,91 @@ class TrainingPanel(QWidget):
                           provenance={"preset": self.preset_combo.currentText(),
                                       "source": "vit-inspector gui"})
         self._reset_curves()
-        self._result = None
         self._stop = threading.Event()
-        thread = QThread(self)
         worker = TrainingWorker(job, self._stop)
+        worker.step.connect(self._on_step)
+        worker.epoch.connect(self._on_epoch)
+        self._append_log(f"starting: {self.preset_combo.currentText()} "
+                         f"({model_cfg.depth} blocks, {model_cfg.num_heads} heads, hidden "
+                         f"{model_cfg.hidden_size}, {model_cfg.pos_encoding} positions), "
+                         f"{train_cfg.epochs} epochs, batch {train_cfg.batch_size}, "
+                         f"lr {train_cfg.lr:g} -> {job.out_dir}")
+        self._launch(worker)
+        return True
+
+    def study_spec(self) -> Any:
+        """The study the form describes (``inspector.core.ablation.StudySpec``).
+
+        Raises:
+            ValueError: no model checked, an image folder (a study needs synthetic data or a
+                Tiny ImageNet folder with masks), or what ``StudySpec`` refuses.
+        """
+        from inspector.core.ablation import StudySpec
+
+        data = self.dataset_spec()
+        if data.kind == "folder":
+            raise ValueError("a study runs on synthetic data or a Tiny ImageNet folder")
+        if data.kind == "tiny-imagenet" and not data.path:
+            raise ValueError("choose the Tiny ImageNet folder")
+        if data.kind == "tiny-imagenet" and not Path(data.path).expanduser().is_dir():
+            raise ValueError(f"dataset folder {data.path!r} does not exist or is not a folder")
+        presets = self.study_box.presets()
+        if not presets:
+            raise ValueError("check at least one model for the study")
+        synthetic = data.kind == "synthetic"
+        return StudySpec(
+            data="synthetic" if synthetic else data.path, classes=data.classes,
+            presets=tuple(presets), seeds=tuple(range(self.study_box.seeds_spin.value())),
+            epochs=self.epochs_spin.value(), jobs=self.study_box.jobs_spin.value(),
+            paper_faithful=self.double_softmax_check.isChecked(),
+            device=self.device_combo.currentText(), train_per_class=data.train_per_class,
+            val_per_class=data.val_per_class if synthetic else None,
+            test_per_class=data.val_per_class if synthetic else None)
+
+    @Slot()
+    def start_study(self) -> bool:
+        """Start the ablation study the form describes. Returns False (and shows why) when
+        the settings are invalid or a job is already running."""
+        if self.is_running():
+            return False
+        self.show_error("")
+        try:
+            spec = self.study_spec()
+            out = self.out_edit.text().strip()
+            if not out:
+                raise ValueError("choose an output folder for the study")
+        except ValueError as exc:  # AblationError is a ValueError
+            self.show_error(user_message(exc))
+            return False
+        self._reset_curves()
+        self._study_rows, self._study_models = [], []
+        self.study_table.hide()
+        self.compare_button.hide()
+        self._stop = threading.Event()
+        worker = StudyWorker(spec, Path(out).expanduser(), self._stop)
+        worker.progress.connect(self._on_study_progress)
+        self._launch(worker)
+        return True
+
+    def study_rows(self) -> list[dict[str, Any]]:
+        """The rows of the last finished study's report (empty before one finishes)."""
+        return [dict(r) for r in self._study_rows]
+
+    def _launch(self, worker: TrainingWorker | StudyWorker) -> None:
+        self._result = None
+        thread = QThread(self)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.log.connect(self._append_log)
-        worker.step.connect(self._on_step)
-        worker.epoch.connect(self._on_epoch)
         # Direct: QThread.quit is thread-safe, and a GUI thread blocked in wait() (window
         # close) could not run a queued quit.
         worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(lambda t=thread: self._on_thread_finished(t))
         self._thread, self._worker = thread, worker
         self._set_running(True)
-        self._append_log(f"starting: {self.preset_combo.currentText()} "
-                         f"({model_cfg.depth} blocks, {model_cfg.num_heads} heads, hidden "
-                         f"{model_cfg.hidden_size}, {model_cfg.pos_encoding} positions), "
-                         f"{train_cfg.epochs} epochs, batch {train_cfg.batch_size}, "
-                         f"lr {train_cfg.lr:g} -> {job.out_dir}")
         self.progress.setValue(0)
         self.progress.setFormat("loading data…")
         thread.start()
-        return True
 
     @Slot()
     def cancel(self) -> None:
@@ -467,6 +553,15 @@ class TrainingPanel(QWidget):
         self.step_loss_curve.setData(self._step_x, self._step_y)
 
     @Slot(dict)
+    def _on_study_progress(self, info: dict) -> None:
+        self.progress.setValue(int(round(1000 * info["fraction"])))
+        where = (f"model {info['index']}/{info['total']} ({info['preset']}, seed "
+                 f"{info['seed']}) · epoch {info['epoch']}/{info['epochs']}"
+                 if info["preset"] else info["message"])
+        self.progress.setFormat(f"study · {where} · %p% · ETA {format_eta(info['eta_seconds'])}")
+        self.status_label.setText(f"{info['message']} · elapsed {format_eta(info['elapsed'])}")
+
+    @Slot(dict)
     def _on_epoch(self, info: dict) -> None:
         row = info["metrics"]
         self._history.append(dict(row))
@@ -488,8 +583,9 @@ class TrainingPanel(QWidget):
             return  # already handled (request_stop_and_wait and the signal both call this)
         worker = self._worker
         self._thread = self._worker = None
-        status, message, path = (worker.result if worker is not None and worker.result
-                                 else ("stopped", "the job ended", ""))
+        status, message, extra = (worker.result if worker is not None and worker.result
+                                  else ("stopped", "the job ended", ""))
+        path = extra if isinstance(extra, str) else ""
         self._result = (status, message, path)
         if worker is not None:
             worker.deleteLater()
@@ -505,7 +601,15 @@ class TrainingPanel(QWidget):
                 self.progress.setValue(1000)
         self.status_label.setText(f"{status}: {message}")
         self.job_ended.emit(status, message)
-        if status == "finished" and path:
+        if isinstance(worker, StudyWorker) and status == "finished":
+            self._study_rows = list(extra["rows"])
+            self._study_models = list(extra["models"])
+            self.study_table.show_rows(self._study_rows)
+            self.study_table.show()
+            self.compare_button.setVisible(bool(self._study_models))
+            self._append_log(f"report: {extra['report']} ({extra['wall_seconds']:.0f} s)")
+            self.study_finished.emit(list(self._study_models))
+        elif status == "finished" and path:
             self.finished.emit(path)
 
     def _set_running(self, running: bool) -> None:
@@ -518,6 +622,7 @@ class TrainingPanel(QWidget):
                   self.out_edit, self.out_browse,
                   self.overwrite_check):
             w.setEnabled(not running)
+        self.study_box.set_enabled_for(running)
         self._on_dataset_kind()
         self.running_changed.emit(running)
 

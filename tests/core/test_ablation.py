@@ -353,6 +353,17 @@ def test_a_bad_data_path_leaves_no_study_folder_behind(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_that_is_not_tiny_imagenet_is_named_as_such(tmp_path):
+    """A study needs the dataset's masks: an image folder is not read as one (train_per_class
+    used to reach the image-folder loader as an unexpected keyword)."""
+    from inspector.core.data import DatasetError
+
+    (tmp_path / "data" / "cats").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="wnids.txt"):
+        run_study(_spec(data=str(tmp_path / "data"), val_per_class=None,
+                        test_per_class=None), tmp_path / "out")
+
+
 # ------------------------------------------------------------------------------------- jobs
 @pytest.mark.slow
 def test_two_jobs_give_the_same_numbers_as_one(study, tmp_path):
