@@ -45,7 +45,8 @@ from PySide6.QtWidgets import (
 from .image_view import mask_outline_path
 from .workers import BackgroundRunner
 
-COLUMNS = 4  # cells per row before wrapping
+MAX_COLUMNS = 6  # cells per row at most; fewer when the view is narrow
+CELL_WIDTH = 200  # px a cell needs (image and its prediction line)
 # File names that say nothing about the model (training outputs, Hugging Face folders): the
 # cell title then names the folders instead.
 _GENERIC_STEMS = {"last", "best", "model", "pytorch_model", "checkpoint"}
@@ -453,8 +454,8 @@ class CompareView(QWidget):
             if titles.count(title) > 1:  # e.g. model.pt of two runs: name the folders too
                 cell.title.setText("/".join(Path(cell.path).parts[-3:]))
         self.empty_label.setVisible(not self._cells)
-        for i, cell in enumerate(self._cells):
-            self.grid.addWidget(cell, i // COLUMNS, i % COLUMNS)
+        self._columns = 0
+        self._place_cells()
         self._update_header()
         self._schedule()
 
@@ -472,6 +473,24 @@ class CompareView(QWidget):
         parts.append(f"smoothing {self._smoothing}")
         parts.append(f"SMM threshold {self._threshold:.2f}")
         self.header.setText(f"{len(self._entries)} model(s) · " + " · ".join(parts))
+
+    def columns(self) -> int:
+        """Cells per row for the current width (a narrow dock stacks them)."""
+        return max(1, min(MAX_COLUMNS, self.width() // CELL_WIDTH, len(self._cells) or 1))
+
+    def _place_cells(self) -> None:
+        columns = self.columns()
+        if columns == getattr(self, "_columns", 0):
+            return
+        self._columns = columns
+        for cell in self._cells:
+            self.grid.removeWidget(cell)
+        for i, cell in enumerate(self._cells):
+            self.grid.addWidget(cell, i // columns, i % columns)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._place_cells()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
         self._dirty = False

@@ -1034,6 +1034,10 @@ class MainWindow(QMainWindow):
         dock = self.extra_docks["compare"]
         dock.show()
         dock.raise_()
+        if not dock.isFloating() and len(panel.models()) > 1:
+            # Side by side needs room: widen the dock to at least 60% of the window.
+            width = max(dock.width(), int(self.width() * 0.6))
+            self.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
         self._compare_key = None
         self.sync_compare()
 

@@ -159,3 +159,22 @@ def test_export_png(view, qtbot, models, image, tmp_path):
     assert out.read_bytes() == before
     view.export_png(out, overwrite=True)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cells_wrap_to_the_view_width(view, tmp_path):
+    """A narrow dock stacks the models; a wide one puts up to six in a row."""
+    paths = []
+    for i in range(5):
+        _checkpoint(tmp_path / f"m{i}.pt", i, f"m{i}-")
+        paths.append(tmp_path / f"m{i}.pt")
+    view.set_models(paths)
+
+    def positions():
+        return [view.grid.getItemPosition(view.grid.indexOf(c))[:2] for c in view.cells()]
+
+    view.resize(420, 600)
+    assert positions() == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+    view.resize(1300, 600)
+    assert positions() == [(0, c) for c in range(5)]
+    view.resize(150, 600)
+    assert positions() == [(r, 0) for r in range(5)]
