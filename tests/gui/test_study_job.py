@@ -152,3 +152,19 @@ def test_cell_titles_tell_generic_file_names_apart():
     assert cell_title("/x/study/runs/no-residual/seed-2/last.pt") == "no-residual seed-2"
     assert cell_title("/x/runA/best.pt") == "runA/best.pt"
     assert cell_title("/x/checkpoints/tiny-imagenet-10/heads-8.pt") == "heads-8.pt"
+
+
+def test_shipped_study_models_come_in_the_papers_order(tmp_path):
+    from inspector.gui.app import STUDY_CHECKPOINTS, study_checkpoints
+
+    for name in ("no-layernorm", "baseline", "heads-2", "zz-extra"):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+    (tmp_path / "seed-1").mkdir()
+    (tmp_path / "seed-1" / "baseline.pt").write_bytes(b"")  # other seeds are not listed
+    assert [p.name for p in study_checkpoints(tmp_path)] == [
+        "baseline.pt", "heads-2.pt", "no-layernorm.pt", "zz-extra.pt"]
+    assert study_checkpoints(tmp_path / "missing") == []
+    if STUDY_CHECKPOINTS.is_dir():  # the repository's own: one file per paper model
+        from inspector.core.config import PRESETS
+
+        assert [p.stem for p in study_checkpoints()] == list(PRESETS)
