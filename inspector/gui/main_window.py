@@ -995,6 +995,9 @@ class MainWindow(QMainWindow):
                 widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
         if key == "training" and hasattr(widget, "finished"):
             widget.finished.connect(self._on_training_finished)
+        if key in ("training", "compare"):
+            dock = self.extra_docks[key]
+            dock.visibilityChanged.connect(lambda v, d=dock: v and self._widen_dock(d))
         if key == "training" and hasattr(widget, "study_finished"):
             widget.study_finished.connect(self._on_study_finished)
         if key == "compare":
@@ -1003,6 +1006,14 @@ class MainWindow(QMainWindow):
                 widget.checkpointsDropped.connect(self.compare_checkpoints)
             self.extra_docks["compare"].visibilityChanged.connect(
                 lambda v: v and self._schedule_explorer())
+
+    def _widen_dock(self, dock: QDockWidget) -> None:
+        """Give a wide panel (training curves, study table, models side by side) at least 60%
+        of the window when it is shown docked and narrower than that; the image view keeps
+        its minimum width, and the user can still drag the dock narrower."""
+        if dock.isFloating() or dock.width() >= int(self.width() * 0.45):
+            return
+        self.resizeDocks([dock], [int(self.width() * 0.6)], Qt.Orientation.Horizontal)
 
     def _on_training_finished(self, path: str) -> None:
         self.statusBar().showMessage(f"Training finished: opening {Path(path).name}", 6000)
@@ -1034,10 +1045,8 @@ class MainWindow(QMainWindow):
         dock = self.extra_docks["compare"]
         dock.show()
         dock.raise_()
-        if not dock.isFloating() and len(panel.models()) > 1:
-            # Side by side needs room: widen the dock to at least 60% of the window.
-            width = max(dock.width(), int(self.width() * 0.6))
-            self.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+        if len(panel.models()) > 1:
+            self._widen_dock(dock)
         self._compare_key = None
         self.sync_compare()
 

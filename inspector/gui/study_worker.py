@@ -20,6 +20,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from .training_worker import is_user_error, user_message
 
+_CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_accuracy")
+
 
 def study_models(out_dir: str | Path, rows: list[dict[str, Any]], seed: int) -> list[str]:
     """The final model (``last.pt``, the one the report scores) of every preset for ``seed``,
@@ -38,7 +40,9 @@ class StudyWorker(QObject):
         log(str): one line per finished epoch / model and the study's own messages.
         progress(dict): throttled: ``fraction`` (whole study, [0, 1]), ``index``/``total``
             (run number), ``preset``, ``seed``, ``epoch``/``epochs``, ``message``,
-            ``elapsed`` and ``eta_seconds`` (from the fraction done so far).
+            ``elapsed`` and ``eta_seconds`` (from the fraction done so far); for an ``epoch``
+            event ``curves``: that run's ``train_loss``, ``val_loss``, ``train_acc``,
+            ``val_accuracy`` at ``epoch``.
         done(str, str, dict): ``status`` (finished / stopped / failed), a message, and for a
             finished study ``{"rows": [...], "report": path of report.md, "models": [paths],
             "wall_seconds": s}`` (``rows`` as :func:`inspector.core.ablation_report.aggregate`).
@@ -105,7 +109,10 @@ class StudyWorker(QObject):
         elapsed = now - self._started
         gained = event.fraction - self._start_fraction
         eta = elapsed / gained * (1.0 - event.fraction) if gained > 0 else float("nan")
-        self.progress.emit({"kind": event.kind, "fraction": float(event.fraction),
+        curves = {}
+        if event.kind == "epoch" and event.metrics:
+            curves = {k: float(event.metrics[k]) for k in _CURVE_KEYS if k in event.metrics}
+        self.progress.emit({"kind": event.kind, "fraction": float(event.fraction), "curves": curves,
                             "index": event.index, "total": event.total,
                             "preset": event.preset, "seed": event.seed, "epoch": event.epoch,
                             "epochs": event.epochs, "message": event.message,

@@ -93,6 +93,7 @@ class TrainingPanel(QWidget):
         self._thread: QThread | None = None
         self._worker: TrainingWorker | StudyWorker | None = None
         self._study_rows: list[dict[str, Any]] = []
+        self._study_curves: dict[tuple[str, int], tuple] = {}
         self._study_models: list[str] = []
         self._stop = threading.Event()
         self._result: tuple[str, str, str] | None = None
@@ -219,10 +220,10 @@ class TrainingPanel(QWidget):
         right = QVBoxLayout()
         root.addLayout(right, 1)
         self.loss_plot = pg.PlotWidget(title="Loss")
-        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10))
         self.loss_plot.setLabel("bottom", "epoch")
         self.acc_plot = pg.PlotWidget(title="Accuracy")
-        self.acc_plot.addLegend(offset=(-10, -10))
+        self.acc_legend = self.acc_plot.addLegend(offset=(-10, -10))
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.setYRange(0.0, 1.0)
         sym = {"symbol": "o", "symbolSize": 5}
@@ -423,6 +424,7 @@ class TrainingPanel(QWidget):
                           provenance={"preset": self.preset_combo.currentText(),
                                       "source": "vit-inspector gui"})
         self._reset_curves()
+        self._set_plot_mode(study=False)
         self._stop = threading.Event()
         worker = TrainingWorker(job, self._stop)
         worker.step.connect(self._on_step)
@@ -480,6 +482,7 @@ class TrainingPanel(QWidget):
             self.show_error(user_message(exc))
             return False
         self._reset_curves()
+        self._set_plot_mode(study=True)
         self._study_rows, self._study_models = [], []
         self.study_table.hide()
         self.compare_button.hide()
@@ -555,11 +558,32 @@ class TrainingPanel(QWidget):
     @Slot(dict)
     def _on_study_progress(self, info: dict) -> None:
         self.progress.setValue(int(round(1000 * info["fraction"])))
-        where = (f"model {info['index']}/{info['total']} ({info['preset']}, seed "
-                 f"{info['seed']}) · epoch {info['epoch']}/{info['epochs']}"
-                 if info["preset"] else info["message"])
-        self.progress.setFormat(f"study · {where} · %p% · ETA {format_eta(info['eta_seconds'])}")
+        if info["curves"]:
+            self._add_study_point(info)
+        where = (f"model {info['index']}/{info['total']} {info['preset']} · epoch "
+                 f"{info['epoch']}/{info['epochs']}" if info["preset"] else "study")
+        self.progress.setFormat(f"{where} · %p% · ETA {format_eta(info['eta_seconds'])}")
         self.status_label.setText(f"{info['message']} · elapsed {format_eta(info['elapsed'])}")
+
+    def _add_study_point(self, info: dict) -> None:
+        """One epoch of one study run: its training loss and validation accuracy join that
+        run's curves (one colour per run, in the study's order)."""
+        key = (info["preset"], info["seed"])
+        if key not in self._study_curves:
+            pen = pg.mkPen(pg.intColor(info["index"] - 1, hues=max(info["total"], 2)), width=1.5)
+            self._study_curves[key] = ([], [], [], self.loss_plot.plot(pen=pen),
+                                       self.acc_plot.plot(pen=pen))
+        epochs, losses, accs, loss_curve, acc_curve = self._study_curves[key]
+        epochs.append(info["epoch"])
+        losses.append(info["curves"].get("train_loss", float("nan")))
+        accs.append(info["curves"].get("val_accuracy", float("nan")))
+        loss_curve.setData(epochs, losses)
+        acc_curve.setData(epochs, accs)
+        acc_curve.setToolTip(f"{info['preset']} seed {info['seed']}")
+
+    def study_curves(self) -> dict[tuple[str, int], tuple[list, list, list]]:
+        """Per study run: (epochs, training losses, validation accuracies) plotted so far."""
+        return {k: (list(v[0]), list(v[1]), list(v[2])) for k, v in self._study_curves.items()}
 
     @Slot(dict)
     def _on_epoch(self, info: dict) -> None:
@@ -626,8 +650,21 @@ class TrainingPanel(QWidget):
         self._on_dataset_kind()
         self.running_changed.emit(running)
 
+    def _set_plot_mode(self, study: bool) -> None:
+        """A study draws one line per run (training loss, validation accuracy); a single job
+        draws train / validation / batch curves with their legend."""
+        self.loss_plot.setTitle("Training loss, one line per model" if study else "Loss")
+        self.acc_plot.setTitle("Validation accuracy, one line per model" if study
+                               else "Accuracy")
+        self.loss_legend.setVisible(not study)
+        self.acc_legend.setVisible(not study)
+
     def _reset_curves(self) -> None:
         self._history = []
+        for *_, loss_curve, acc_curve in self._study_curves.values():
+            self.loss_plot.removeItem(loss_curve)
+            self.acc_plot.removeItem(acc_curve)
+        self._study_curves = {}
         self._step_x, self._step_y = [], []
         for curve in (self.train_loss_curve, self.val_loss_curve, self.step_loss_curve,
                       self.train_acc_curve, self.val_acc_curve):

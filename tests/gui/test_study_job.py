@@ -74,6 +74,15 @@ def test_study_job_fills_the_table_with_the_saved_models_numbers(panel, qtbot, t
         smm = report["rows"][r]["smm"]["mean"]
         assert table.cell_text(r, "SMM") == f"{smm:.3f}"
     assert (out / "report.md").is_file() and (out / "saliency.png").is_file()
+    # The live curves: one per run, the values each run wrote to its history.json.
+    curves = panel.study_curves()
+    assert sorted(curves) == [(m, 0) for m in MODELS]
+    for name in MODELS:
+        history = json.loads((run_dir(out, name, 0) / "history.json").read_text())
+        epochs, losses, accs = curves[(name, 0)]
+        assert epochs == [row["epoch"] for row in history]
+        assert losses == pytest.approx([row["train_loss"] for row in history])
+        assert accs == pytest.approx([row["val_accuracy"] for row in history])
     assert panel.study_box.run_button.isEnabled() and panel.start_button.isEnabled()
 
 
