@@ -9,6 +9,8 @@
 2. With ``--faithful``: the models of the double-softmax study beside the same models trained
    with logits and a plain cross-entropy (same seeds), with the final training loss, to show
    whether the paper's collapses to chance (0.100) come from the double softmax.
+3. With ``--baselines``: SMM of maps that ignore the image (centred squares), scored on the
+   study's own test masks with the study's threshold - what SMM gives for free on these masks.
 """
 
 from __future__ import annotations
@@ -86,10 +88,40 @@ def double_softmax(plain_dir: Path, plain: dict[str, list[dict[str, Any]]],
     return lines
 
 
+def image_free_baselines(report: dict[str, Any]) -> list[str]:
+    """SMM of centred squares of several sizes against the study's test masks."""
+    from inspector.core.ablation import StudySpec, load_study_data
+    from inspector.core.metrics import smm
+
+    study = dict(report["study"])
+    spec = StudySpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.items()})
+    test = load_study_data(spec).test
+    if test.masks is None:
+        return ["(the test split has no masks)"]
+    masks = test.masks.numpy().astype(bool)
+    size = masks.shape[-1]
+    yy, xx = np.mgrid[0:size, 0:size]
+    coverage = masks.reshape(len(masks), -1).mean(axis=1)
+    lines = [f"Test masks cover {coverage.mean():.3f} of the image on average "
+             f"(median {np.median(coverage):.3f}).", "",
+             "| image-free map (1 inside, 0 outside) | SMM |", "|---|---|"]
+    for frac in (0.75, 0.5, 0.25):
+        side = int(round(size * frac))
+        lo = (size - side) // 2
+        square = ((yy >= lo) & (yy < lo + side) & (xx >= lo) & (xx < lo + side)).astype(float)
+        scores = [smm(square, m, spec.threshold) for m in masks]
+        defined = [v for v in scores if v is not None and math.isfinite(v)]
+        lines.append(f"| centred square, side {side} px ({side * side / size ** 2:.0%} of the "
+                     f"image) | {np.mean(defined):.3f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path, help="a study folder or its published report")
     parser.add_argument("--faithful", type=Path, help="the --paper-faithful study folder")
+    parser.add_argument("--baselines", action="store_true",
+                        help="SMM of image-free maps on the study's test masks (loads the data)")
     args = parser.parse_args(argv)
     report, runs = load_runs(args.study)
     print(f"## Against the baseline ({args.study}, seeds {report['study']['seeds']})\n")
@@ -98,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         _, faithful = load_runs(args.faithful)
         print(f"\n## Double softmax ({args.faithful}) against logits + cross-entropy\n")
         print("\n".join(double_softmax(args.study, runs, args.faithful, faithful)))
+    if args.baselines:
+        print("\n## SMM of maps that ignore the image\n")
+        print("\n".join(image_free_baselines(report)))
     return 0
 
 
