@@ -3,6 +3,7 @@
     python scripts/study_findings.py docs/results/tiny-imagenet-10 \
         [--faithful docs/results/tiny-imagenet-10-paper-faithful]
 
+0. Our table beside the paper's (each of our cells: mean ± std over seeds).
 1. Every model against the baseline, per metric: the difference of the means over seeds and
    Welch's t-test p-value (scipy; undefined with one seed). Few seeds make p-values coarse: they
    say whether a difference stands out from seed-to-seed noise, nothing more.
@@ -41,6 +42,21 @@ def values(runs: list[dict[str, Any]], key: str) -> np.ndarray:
 
 def fmt(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+def versus_paper(report: dict[str, Any]) -> list[str]:
+    from inspector.core.ablation_report import COLUMNS, PAPER_RESULTS, format_cell
+
+    # Recall and precision are in the report; the comparison keeps the columns that differ.
+    shown = [(i, k, t) for i, (k, t) in enumerate(COLUMNS) if k not in ("recall", "precision")]
+    lines = ["| model | " + " | ".join(f"{t} ours / paper" for _, _, t in shown) + " |",
+             "|---" * (len(shown) + 1) + "|"]
+    for row in report["rows"]:
+        paper = PAPER_RESULTS.get(row["model"])
+        cells = [f"{format_cell(row[k])} / {paper[i]:.3f}" if paper else format_cell(row[k])
+                 for i, k, _ in shown]
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def against_baseline(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -124,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="SMM of image-free maps on the study's test masks (loads the data)")
     args = parser.parse_args(argv)
     report, runs = load_runs(args.study)
-    print(f"## Against the baseline ({args.study}, seeds {report['study']['seeds']})\n")
+    print(f"## Ours beside the paper ({args.study})\n")
+    print("\n".join(versus_paper(report)))
+    print(f"\n## Against the baseline ({args.study}, seeds {report['study']['seeds']})\n")
     print("\n".join(against_baseline(runs)))
     if args.faithful:
         _, faithful = load_runs(args.faithful)
