@@ -42,6 +42,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--optimizer", choices=("adamw", "adam"), default="adamw")
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up share of all steps")
+    p.add_argument("--grad-clip", type=float, default=1.0,
+                   help="clip the gradients' global norm to this value (0: no clipping)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-per-class", type=int, default=None,
@@ -70,7 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                        output_softmax=args.paper_faithful)
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             weight_decay=args.weight_decay, optimizer=args.optimizer,
-                            warmup_fraction=args.warmup, seed=args.seed, device=args.device)
+                            warmup_fraction=args.warmup, seed=args.seed, device=args.device,
+                            grad_clip=args.grad_clip or None)
     print(f"training {args.preset} on {len(data.train)} images ({data.train.num_classes} classes),"
           f" validating on {len(data.val)}; writing {args.out}", file=sys.stderr)
     bar = ProgressBar(total=1)

@@ -52,6 +52,20 @@ def test_train_writes_checkpoints_and_prints_a_table(tmp_path, capsys):
     assert ckpt.provenance["preset"] == "baseline"
 
 
+def test_train_without_clipping_and_with_coupled_adam(tmp_path, capsys):
+    """The switches for reproducing older code: no gradient clipping, Adam's L2 decay."""
+    code = main(["train", "--preset", "baseline", "--data", "synthetic", "--epochs", "1",
+                 "--train-per-class", "4", "--batch-size", "32", "--device", "cpu",
+                 "--grad-clip", "0", "--optimizer", "adam", "--out", str(tmp_path / "run")])
+    assert code == 0
+    cfg = load_checkpoint(tmp_path / "run" / "last.pt").train_config
+    assert cfg["grad_clip"] is None and cfg["optimizer"] == "adam"
+    code = main(["train", "--data", "synthetic", "--epochs", "1", "--grad-clip", "-1",
+                 "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "grad_clip must be positive" in err[-1]
+
+
 def test_bad_input_is_one_line_and_non_zero(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "missing"), "--epochs", "1",
                  "--out", str(tmp_path / "run")])

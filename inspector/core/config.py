@@ -191,6 +191,9 @@ class TrainConfig:
             problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.optimizer not in ("adamw", "adam"):
             problems.append(f"optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            problems.append(f"grad_clip must be positive or None (no clipping), got "
+                            f"{self.grad_clip}")
         if problems:
             raise ConfigError("; ".join(problems))
 
