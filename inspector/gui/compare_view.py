@@ -242,6 +242,7 @@ class CompareView(QWidget):
         self.forward_drops = False  # True: dropped checkpoints go to the window (it adds them)
         self._entries: list[_Entry] = []
         self._cells: list[_Cell] = []
+        self._columns = 0  # cells per row as last placed (0: not placed yet)
         self._models_gen = 0
         self._image: np.ndarray | None = None
         self._image_gen = 0
@@ -480,7 +481,7 @@ class CompareView(QWidget):
 
     def _place_cells(self) -> None:
         columns = self.columns()
-        if columns == getattr(self, "_columns", 0):
+        if columns == self._columns:
             return
         self._columns = columns
         for cell in self._cells:

@@ -100,9 +100,8 @@ class StudyWorker(QObject):
             # measured now.
             self._start_fraction = event.fraction
             self._started = now
-        if event.kind in ("start", "epoch", "model_done", "report", "done", "evaluate"):
-            if event.kind != "epoch" or event.message:
-                self.log.emit(event.message)
+        if event.kind != "step":
+            self.log.emit(event.message)
         elif now - self._last_emit < self.min_interval_s:
             return  # steps: at most ~10 progress signals a second
         self._last_emit = now
