@@ -52,8 +52,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def _wait_frame(app: QApplication, window, count: int, painted: int,
-                timeout: float = 30.0) -> None:
+def _wait_frame(app: QApplication, window, count: int, painted: int, timeout: float = 30.0) -> None:
     """Process events until the new overlay was computed *and* the view painted a frame."""
     deadline = time.monotonic() + timeout
     view = window.image_view
@@ -78,14 +77,18 @@ def _count_viewport_paints(view) -> None:
     view.viewport().installEventFilter(view._paint_counter)
 
 
-def bench_model(app: QApplication, cfg: ViTConfig, label: str, repeats: int,
-                image_path: Path) -> None:
+def bench_model(
+    app: QApplication, cfg: ViTConfig, label: str, repeats: int, image_path: Path
+) -> None:
     from inspector.gui.main_window import MainWindow
 
     torch.manual_seed(0)
     model = VisionTransformer(cfg).eval()
-    ckpt = Checkpoint.from_model(model, class_names=[f"c{i}" for i in range(cfg.num_classes)],
-                                 preprocess=Preprocess(image_size=cfg.image_size))
+    ckpt = Checkpoint.from_model(
+        model,
+        class_names=[f"c{i}" for i in range(cfg.num_classes)],
+        preprocess=Preprocess(image_size=cfg.image_size),
+    )
     settings = QSettings(str(image_path.parent / f"{label}.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.resize(1280, 800)
@@ -95,15 +98,21 @@ def bench_model(app: QApplication, cfg: ViTConfig, label: str, repeats: int,
     window.open_image(image_path)
     assert window.wait_until_idle(120_000), "capture did not finish"
     _count_viewport_paints(window.image_view)
-    print(f"\n{label}: {cfg.depth} layers x {cfg.num_heads} heads, {cfg.num_tokens} tokens; "
-          f"open + capture {1000 * (time.perf_counter() - t0):.0f} ms")
+    print(
+        f"\n{label}: {cfg.depth} layers x {cfg.num_heads} heads, {cfg.num_tokens} tokens; "
+        f"open + capture {1000 * (time.perf_counter() - t0):.0f} ms"
+    )
     slider = window.controls.discard
     view = window.image_view
     masks_dock = window.extra_docks.get("masks")
-    for method, fusion, with_mask in (("rollout", "max", False), ("rollout", "mean", False),
-                                      ("attention", "mean", False),
-                                      ("cls-attention", "mean", False),
-                                      ("grad-rollout", "mean", False), ("rollout", "max", True)):
+    for method, fusion, with_mask in (
+        ("rollout", "max", False),
+        ("rollout", "mean", False),
+        ("attention", "mean", False),
+        ("cls-attention", "mean", False),
+        ("grad-rollout", "mean", False),
+        ("rollout", "max", True),
+    ):
         if with_mask:
             # An object mask and the masks panel on top: SMM in the status bar on every move,
             # the panel's metrics as well.
@@ -128,12 +137,16 @@ def bench_model(app: QApplication, cfg: ViTConfig, label: str, repeats: int,
             map_cpus.append(getattr(window.last_render, "cpu_ms", float("nan")))
         overhead = [a - b for a, b in zip(times, maps, strict=True)]
         label_ = f"{method} {fusion}" + (" + mask" if with_mask else "")
-        print(f"  slider -> repainted overlay  {label_:26s}: median "
-              f"{statistics.median(times):6.2f} ms, p95 {percentile(times, 95):6.2f} ms "
-              f"(n={len(times)}); map {statistics.median(maps):5.2f} ms, GUI overhead "
-              f"{statistics.median(overhead):5.2f} ms")
-        print(f"  {'':29s}{'(CPU time)':26s}: median {statistics.median(cpus):6.2f} ms, p95 "
-              f"{percentile(cpus, 95):6.2f} ms; map {statistics.median(map_cpus):5.2f} ms")
+        print(
+            f"  slider -> repainted overlay  {label_:26s}: median "
+            f"{statistics.median(times):6.2f} ms, p95 {percentile(times, 95):6.2f} ms "
+            f"(n={len(times)}); map {statistics.median(maps):5.2f} ms, GUI overhead "
+            f"{statistics.median(overhead):5.2f} ms"
+        )
+        print(
+            f"  {'':29s}{'(CPU time)':26s}: median {statistics.median(cpus):6.2f} ms, p95 "
+            f"{percentile(cpus, 95):6.2f} ms; map {statistics.median(map_cpus):5.2f} ms"
+        )
     # The head/layer grid: compute + draw, for a few queries.
     cap = window.capture
     compute, draw = [], []
@@ -147,9 +160,11 @@ def bench_model(app: QApplication, cfg: ViTConfig, label: str, repeats: int,
         compute.append(1000 * (t1 - t))
         draw.append(1000 * (t2 - t1))
     total = [a + b for a, b in zip(compute, draw, strict=True)]
-    print(f"  grid {cap.num_layers}x{cap.num_heads} (+fused, rollout): compute median "
-          f"{statistics.median(compute):.1f} ms, draw median {statistics.median(draw):.1f} ms, "
-          f"total median {statistics.median(total):.1f} ms, max {max(total):.1f} ms")
+    print(
+        f"  grid {cap.num_layers}x{cap.num_heads} (+fused, rollout): compute median "
+        f"{statistics.median(compute):.1f} ms, draw median {statistics.median(draw):.1f} ms, "
+        f"total median {statistics.median(total):.1f} ms, max {max(total):.1f} ms"
+    )
     window.close()
 
 
@@ -202,10 +217,12 @@ def bench_training_stall(app: QApplication, workdir: Path, epochs: int, label: s
     timer.stop()
     wall = time.perf_counter() - t0
     steps = len(panel._step_x)
-    print(f"\ntraining from the panel, {label} ({epochs} epochs, {steps} steps, {wall:.1f} s, "
-          f"{ended[0] if ended else '?'}): event loop gaps with a 5 ms timer: "
-          f"median {statistics.median(gaps):.1f} ms, p99 {percentile(gaps, 99):.1f} ms, "
-          f"longest {max(gaps):.1f} ms (n={len(gaps)})")
+    print(
+        f"\ntraining from the panel, {label} ({epochs} epochs, {steps} steps, {wall:.1f} s, "
+        f"{ended[0] if ended else '?'}): event loop gaps with a 5 ms timer: "
+        f"median {statistics.median(gaps):.1f} ms, p99 {percentile(gaps, 99):.1f} ms, "
+        f"longest {max(gaps):.1f} ms (n={len(gaps)})"
+    )
     window.close()
 
 
@@ -215,16 +232,23 @@ def main() -> int:
     parser.add_argument("--train-epochs", type=int, default=3)
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"cpus {os.cpu_count()}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         from PIL import Image
 
         rng = np.random.default_rng(0)
         path = Path(tmp) / "img.png"
         Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(path)
-        vit_b = ViTConfig(image_size=224, patch_size=16, hidden_size=768, depth=12, num_heads=12,
-                          num_classes=1000, attn_out_proj=True, final_norm=True)
+        vit_b = ViTConfig(
+            image_size=224,
+            patch_size=16,
+            hidden_size=768,
+            depth=12,
+            num_heads=12,
+            num_classes=1000,
+            attn_out_proj=True,
+            final_norm=True,
+        )
         bench_model(app, vit_b, "ViT-B/16", args.repeats, path)
         bench_model(app, preset("baseline"), "paper baseline", args.repeats, path)
         bench_training_stall(app, Path(tmp), args.train_epochs, "first job (cold imports)")

@@ -98,18 +98,25 @@ def main() -> None:
         path = Path(tmp) / "vit_base_patch16_224.pth"
         n = _write_checkpoint(path)
         size_mb = path.stat().st_size / 2**20
-        print(f"checkpoint: timm ViT-B/16, {n / 1e6:.1f}M parameters, {size_mb:.0f} MiB; "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads; rollout from "
-              f"{'inspector.core.saliency' if rollout else 'inline fallback'}")
+        print(
+            f"checkpoint: timm ViT-B/16, {n / 1e6:.1f}M parameters, {size_mb:.0f} MiB; "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads; rollout from "
+            f"{'inspector.core.saliency' if rollout else 'inline fallback'}"
+        )
         for i in range(args.repeats):
             stages = run_once(path, image)
-            parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in stages.items()
-                              if k not in ("total", "cpu"))
+            parts = ", ".join(
+                f"{k} {v * 1000:.0f} ms" for k, v in stages.items() if k not in ("total", "cpu")
+            )
             verdict = "OK" if stages["total"] <= 1.5 else "OVER the 1.5 s goal"
-            print(f"run {i + 1}: total {stages['total']:.3f} s wall ({verdict}), "
-                  f"{stages['cpu']:.3f} s CPU -- {parts}")
-        print(f"load average now: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
-              f"on {os.cpu_count()} CPUs (wall times are only meaningful on an idle machine)")
+            print(
+                f"run {i + 1}: total {stages['total']:.3f} s wall ({verdict}), "
+                f"{stages['cpu']:.3f} s CPU -- {parts}"
+            )
+        print(
+            f"load average now: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+            f"on {os.cpu_count()} CPUs (wall times are only meaningful on an idle machine)"
+        )
 
 
 if __name__ == "__main__":

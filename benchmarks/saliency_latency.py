@@ -39,8 +39,17 @@ from inspector.core.config import ViTConfig  # noqa: E402
 from inspector.core.model import VisionTransformer  # noqa: E402
 from inspector.core.saliency import MapSettings, compute_map, rollout  # noqa: E402
 
-VIT_B = ViTConfig(image_size=224, patch_size=16, hidden_size=768, depth=12, num_heads=12,
-                  attn_out_proj=True, final_norm=True, layer_norm_eps=1e-6, num_classes=1000)
+VIT_B = ViTConfig(
+    image_size=224,
+    patch_size=16,
+    hidden_size=768,
+    depth=12,
+    num_heads=12,
+    attn_out_proj=True,
+    final_norm=True,
+    layer_norm_eps=1e-6,
+    num_classes=1000,
+)
 PAPER = ViTConfig()  # the paper's baseline: 64x64, P=8, 4 blocks, 4 heads, d=8
 
 
@@ -79,10 +88,12 @@ def bench(name: str, cfg: ViTConfig, repeats: int, forward_repeats: int) -> None
 
     cached = Timings(lambda: compute_map(cap, settings=settings), repeats)
     ratios = iter([0.10 + ((i * 7) % 89) / 100 for i in range(10 * repeats)])
-    sweep = Timings(lambda: compute_map(cap, settings=settings.replace(
-        discard_ratio=next(ratios))), repeats)
-    raw = Timings(lambda: rollout(cap.attentions, fusion="max", discard_ratio=0.9),
-                  max(5, repeats // 5))
+    sweep = Timings(
+        lambda: compute_map(cap, settings=settings.replace(discard_ratio=next(ratios))), repeats
+    )
+    raw = Timings(
+        lambda: rollout(cap.attentions, fusion="max", discard_ratio=0.9), max(5, repeats // 5)
+    )
 
     def forward_and_rollout() -> None:
         with torch.no_grad():
@@ -96,25 +107,32 @@ def bench(name: str, cfg: ViTConfig, repeats: int, forward_repeats: int) -> None
     print(f"\n{name}: {n_params / 1e6:.1f}M parameters, attention [{L}, {h}, {T}, {T}]")
     print(f"  capture (one forward with attention): {capture_ms:8.2f} ms")
     print(f"  first map (fuses, sorts, memoises)   : {first_ms:8.2f} ms")
-    for label, ts in (("cached rollout, discard 0.9", cached),
-                      ("cached rollout, discard 0.1..0.98", sweep),
-                      ("rollout from raw attention", raw),
-                      ("forward + rollout (vit-explain)", full)):
+    for label, ts in (
+        ("cached rollout, discard 0.9", cached),
+        ("cached rollout, discard 0.1..0.98", sweep),
+        ("rollout from raw attention", raw),
+        ("forward + rollout (vit-explain)", full),
+    ):
         med, p95 = summary(ts.wall)
         cpu_med, _ = summary(ts.cpu)
-        print(f"  {label:32s} median {med:8.3f} ms  p95 {p95:8.3f} ms  "
-              f"(CPU time median {cpu_med:8.3f} ms, n={len(ts.wall)})")
+        print(
+            f"  {label:32s} median {med:8.3f} ms  p95 {p95:8.3f} ms  "
+            f"(CPU time median {cpu_med:8.3f} ms, n={len(ts.wall)})"
+        )
     ratio = statistics.median(full.wall) / statistics.median(cached.wall)
     cpu_ratio = statistics.median(full.cpu) / statistics.median(cached.cpu)
-    print(f"  speed-up of the cached path over forward + rollout: {ratio:.0f}x wall, "
-          f"{cpu_ratio:.0f}x CPU time")
+    print(
+        f"  speed-up of the cached path over forward + rollout: {ratio:.0f}x wall, "
+        f"{cpu_ratio:.0f}x CPU time"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50, help="timed map recomputations")
-    parser.add_argument("--forward-repeats", type=int, default=10,
-                        help="timed forward + rollout runs")
+    parser.add_argument(
+        "--forward-repeats", type=int, default=10, help="timed forward + rollout runs"
+    )
     parser.add_argument("--skip-vitb", action="store_true", help="only the paper's model")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

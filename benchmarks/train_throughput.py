@@ -41,8 +41,7 @@ def timed_train(name: str, data, epochs: int, device: str) -> tuple[float, float
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        train(preset(name), TrainConfig(epochs=epochs, device=device), data, tmp,
-              callback=on_event)
+        train(preset(name), TrainConfig(epochs=epochs, device=device), data, tmp, callback=on_event)
         wall = time.perf_counter() - started
     return len(data.train) / last["seconds"], wall, last["val_accuracy"]
 
@@ -52,8 +51,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--full-run", action="store_true")
     parser.add_argument("--study", action="store_true")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for this process (default: PyTorch's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for this process (default: PyTorch's choice)",
+    )
     args = parser.parse_args()
     if args.threads is not None:
         if args.threads < 1:
@@ -65,16 +68,20 @@ def main() -> None:
 
     t = time.perf_counter()
     data = make_synthetic(seed=0)
-    print(f"synthetic dataset ({len(data.train)}/{len(data.val)}/{len(data.test)} images) "
-          f"generated in {time.perf_counter() - t:.1f} s; torch threads {torch.get_num_threads()}")
+    print(
+        f"synthetic dataset ({len(data.train)}/{len(data.val)}/{len(data.test)} images) "
+        f"generated in {time.perf_counter() - t:.1f} s; torch threads {torch.get_num_threads()}"
+    )
     for device in devices:
         for name in ("baseline", "hidden-32", "blocks-8"):
             ips, _, _ = timed_train(name, data, 2, device)
             print(f"{device:5s} {name:12s} {ips:8.0f} train images/s")
     if args.full_run:
         _, wall, acc = timed_train("baseline", data, 50, args.device)
-        print(f"one 50-epoch baseline run on {len(data.train)} images: {wall:.1f} s wall "
-              f"(val accuracy {acc:.3f})")
+        print(
+            f"one 50-epoch baseline run on {len(data.train)} images: {wall:.1f} s wall "
+            f"(val accuracy {acc:.3f})"
+        )
     if args.study:
         total = 0.0
         for name in PRESETS:

@@ -29,12 +29,16 @@ class CLIError(Exception):
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from .core.config import PRESETS
 
-    p = sub.add_parser("train", help="train a ViT preset on a dataset",
-                       description="Train one of the paper's ViT presets and write last.pt, "
-                                   "best.pt and history.json into --out.")
+    p = sub.add_parser(
+        "train",
+        help="train a ViT preset on a dataset",
+        description="Train one of the paper's ViT presets and write last.pt, "
+        "best.pt and history.json into --out.",
+    )
     p.add_argument("--preset", default="baseline", choices=PRESETS)
-    p.add_argument("--data", required=True,
-                   help="'synthetic', a Tiny ImageNet folder, or an image folder")
+    p.add_argument(
+        "--data", required=True, help="'synthetic', a Tiny ImageNet folder, or an image folder"
+    )
     p.add_argument("--classes", type=int, default=10, help="number of classes (first N sorted)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=128)
@@ -42,14 +46,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--optimizer", choices=("adamw", "adam"), default="adamw")
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up share of all steps")
-    p.add_argument("--grad-clip", type=float, default=1.0,
-                   help="clip the gradients' global norm to this value (0: no clipping)")
+    p.add_argument(
+        "--grad-clip",
+        type=float,
+        default=1.0,
+        help="clip the gradients' global norm to this value (0: no clipping)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-per-class", type=int, default=None,
-                   help="limit training images per class (synthetic default: 500)")
-    p.add_argument("--paper-faithful", action="store_true",
-                   help="softmax inside the model then cross-entropy (the authors' double softmax)")
+    p.add_argument(
+        "--train-per-class",
+        type=int,
+        default=None,
+        help="limit training images per class (synthetic default: 500)",
+    )
+    p.add_argument(
+        "--paper-faithful",
+        action="store_true",
+        help="softmax inside the model then cross-entropy (the authors' double softmax)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--out", required=True, type=Path)
@@ -67,61 +82,99 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.train_per_class is not None:
         data_kwargs["train_per_class"] = args.train_per_class
     data = load_dataset(args.data, classes=args.classes, seed=args.seed, **data_kwargs)
-    model_cfg = preset(args.preset, num_classes=data.train.num_classes,
-                       image_size=data.train.images.shape[-1],
-                       output_softmax=args.paper_faithful)
-    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                            weight_decay=args.weight_decay, optimizer=args.optimizer,
-                            warmup_fraction=args.warmup, seed=args.seed, device=args.device,
-                            grad_clip=args.grad_clip or None)
-    print(f"training {args.preset} on {len(data.train)} images ({data.train.num_classes} classes),"
-          f" validating on {len(data.val)}; writing {args.out}", file=sys.stderr)
+    model_cfg = preset(
+        args.preset,
+        num_classes=data.train.num_classes,
+        image_size=data.train.images.shape[-1],
+        output_softmax=args.paper_faithful,
+    )
+    train_cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        warmup_fraction=args.warmup,
+        seed=args.seed,
+        device=args.device,
+        grad_clip=args.grad_clip or None,
+    )
+    print(
+        f"training {args.preset} on {len(data.train)} images ({data.train.num_classes} classes),"
+        f" validating on {len(data.val)}; writing {args.out}",
+        file=sys.stderr,
+    )
     bar = ProgressBar(total=1)
 
     def on_event(event: StepEvent | EpochEvent) -> None:
         if isinstance(event, StepEvent):
             bar.total = event.total_steps
-            bar.update(event.global_step, f"epoch {event.epoch} loss {event.loss:.3f} "
-                       f"{event.images_per_second:.0f} img/s")
+            bar.update(
+                event.global_step,
+                f"epoch {event.epoch} loss {event.loss:.3f} {event.images_per_second:.0f} img/s",
+            )
         else:
             m = event.metrics
-            bar.note(f"epoch {event.epoch}/{event.epochs}: train loss {m['train_loss']:.3f} "
-                     f"acc {m['train_acc']:.3f} | val loss {m['val_loss']:.3f} "
-                     f"acc {m['val_accuracy']:.3f}{' *' if event.is_best else ''}")
+            bar.note(
+                f"epoch {event.epoch}/{event.epochs}: train loss {m['train_loss']:.3f} "
+                f"acc {m['train_acc']:.3f} | val loss {m['val_loss']:.3f} "
+                f"acc {m['val_accuracy']:.3f}{' *' if event.is_best else ''}"
+            )
 
     stop = threading.Event()
     try:
-        result = train(model_cfg, train_cfg, data, args.out, callback=on_event, stop=stop,
-                       resume=args.resume, overwrite=args.overwrite,
-                       provenance={"preset": args.preset, "data": str(args.data)})
+        result = train(
+            model_cfg,
+            train_cfg,
+            data,
+            args.out,
+            callback=on_event,
+            stop=stop,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            provenance={"preset": args.preset, "data": str(args.data)},
+        )
     except KeyboardInterrupt:
         stop.set()
         bar.close()
-        print(f"interrupted; {args.out / 'last.pt'} holds the last completed epoch "
-              f"(continue with --resume)", file=sys.stderr)
+        print(
+            f"interrupted; {args.out / 'last.pt'} holds the last completed epoch "
+            f"(continue with --resume)",
+            file=sys.stderr,
+        )
         return 130
     bar.close()
     if result.history:
         last = result.history[-1]
         best = max(result.history, key=lambda r: r["val_accuracy"])
-        rows = [(name, f"{last[key]:.3f}" if last[key] is not None else "n/a",
-                 f"{best[key]:.3f}" if best[key] is not None else "n/a")
-                for name, key in [("train accuracy", "train_acc"),
-                                  ("val accuracy", "val_accuracy"),
-                                  ("val macro precision", "val_precision"),
-                                  ("val macro recall", "val_recall"),
-                                  ("val macro F1", "val_f1"),
-                                  ("val ROC AUC (ovr)", "val_roc_auc")]]
-        print(format_table(["metric", f"last (epoch {last['epoch']})",
-                            f"best (epoch {best['epoch']})"], rows))
+        rows = [
+            (
+                name,
+                f"{last[key]:.3f}" if last[key] is not None else "n/a",
+                f"{best[key]:.3f}" if best[key] is not None else "n/a",
+            )
+            for name, key in [
+                ("train accuracy", "train_acc"),
+                ("val accuracy", "val_accuracy"),
+                ("val macro precision", "val_precision"),
+                ("val macro recall", "val_recall"),
+                ("val macro F1", "val_f1"),
+                ("val ROC AUC (ovr)", "val_roc_auc"),
+            ]
+        ]
+        print(
+            format_table(
+                ["metric", f"last (epoch {last['epoch']})", f"best (epoch {best['epoch']})"], rows
+            )
+        )
     print(result.message)
     return 0 if result.status == "finished" else EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="vit-inspector",
-        description="See where a Vision Transformer looks, and why.")
+        prog="vit-inspector", description="See where a Vision Transformer looks, and why."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
@@ -139,8 +192,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .core.data import DatasetError
     from .core.train import TrainingError
 
-    return (CLIError, ConfigError, CheckpointError, DatasetError, TrainingError,
-            FileExistsError, FileNotFoundError, PermissionError, ValueError)
+    return (
+        CLIError,
+        ConfigError,
+        CheckpointError,
+        DatasetError,
+        TrainingError,
+        FileExistsError,
+        FileNotFoundError,
+        PermissionError,
+        ValueError,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

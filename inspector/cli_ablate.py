@@ -14,38 +14,59 @@ def add_ablate(sub: argparse._SubParsersAction) -> None:
     from .core.saliency import FUSIONS, METHODS
 
     p = sub.add_parser(
-        "ablate", help="train and compare the paper's 14 ViT variants (resumable)",
+        "ablate",
+        help="train and compare the paper's 14 ViT variants (resumable)",
         description="Train the baseline and its 13 one-change variants with the paper's "
-                    "hyper-parameters, evaluate each final model (last.pt) on the test split "
-                    "(accuracy, macro recall / precision / F1, ROC AUC, SMM) and write "
-                    "report.md / .csv / .json, confusion/, curves/ and saliency.png into --out. "
-                    "Running the same command again resumes an interrupted study, reuses "
-                    "finished models and re-evaluates only what the saliency settings change; "
-                    "the report in --out is then regenerated.")
+        "hyper-parameters, evaluate each final model (last.pt) on the test split "
+        "(accuracy, macro recall / precision / F1, ROC AUC, SMM) and write "
+        "report.md / .csv / .json, confusion/, curves/ and saliency.png into --out. "
+        "Running the same command again resumes an interrupted study, reuses "
+        "finished models and re-evaluates only what the saliency settings change; "
+        "the report in --out is then regenerated.",
+    )
     p.add_argument("--data", required=True, help="'synthetic' or a Tiny ImageNet folder")
     p.add_argument("--classes", type=int, default=10, help="number of classes (the first N)")
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--seeds", type=int, default=1,
-                   help="number of training seeds (0..N-1); cells become mean ± std")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="number of training seeds (0..N-1); cells become mean ± std",
+    )
     p.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
-    p.add_argument("--only", default=None,
-                   help=f"comma-separated models (default all): {','.join(PRESETS)}")
-    p.add_argument("--paper-faithful", action="store_true",
-                   help="softmax inside every model then cross-entropy (the authors' double "
-                        "softmax)")
+    p.add_argument(
+        "--only", default=None, help=f"comma-separated models (default all): {','.join(PRESETS)}"
+    )
+    p.add_argument(
+        "--paper-faithful",
+        action="store_true",
+        help="softmax inside every model then cross-entropy (the authors' double softmax)",
+    )
     p.add_argument("--method", default="rollout", choices=METHODS, help="saliency for SMM")
-    p.add_argument("--fusion", default="min", choices=FUSIONS,
-                   help="head fusion (min: the paper's most focused maps)")
+    p.add_argument(
+        "--fusion",
+        default="min",
+        choices=FUSIONS,
+        help="head fusion (min: the paper's most focused maps)",
+    )
     p.add_argument("--discard", type=float, default=0.0, help="rollout discard ratio in [0, 1)")
     p.add_argument("--threshold", type=float, default=0.3, help="SMM threshold")
     p.add_argument("--smooth", choices=("none", "paper"), default="none")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per training process (default: cores // jobs; 1 is "
-                        "often fastest for these tiny models, and always on a busy machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per training process (default: cores // jobs; 1 is "
+        "often fastest for these tiny models, and always on a busy machine)",
+    )
     p.add_argument("--data-seed", type=int, default=0)
-    p.add_argument("--train-per-class", type=int, default=None,
-                   help="training images per class (default: all / 500 synthetic)")
+    p.add_argument(
+        "--train-per-class",
+        type=int,
+        default=None,
+        help="training images per class (default: all / 500 synthetic)",
+    )
     p.add_argument("--val-per-class", type=int, default=None, help="synthetic only")
     p.add_argument("--test-per-class", type=int, default=None, help="synthetic only")
     p.add_argument("--out", required=True, type=Path)
@@ -62,17 +83,32 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         presets = tuple(n.strip() for n in args.only.split(",") if n.strip())
         unknown = [n for n in presets if n not in PRESETS]
         if unknown or not presets:
-            raise CLIError(f"--only: unknown model(s) {', '.join(unknown) or '(none)'}; choose "
-                           f"from {', '.join(PRESETS)}")
+            raise CLIError(
+                f"--only: unknown model(s) {', '.join(unknown) or '(none)'}; choose "
+                f"from {', '.join(PRESETS)}"
+            )
     if args.seeds < 1:
         raise CLIError(f"--seeds must be >= 1, got {args.seeds}")
     spec = StudySpec(
-        data=args.data, classes=args.classes, presets=presets, seeds=tuple(range(args.seeds)),
-        epochs=args.epochs, jobs=args.jobs, paper_faithful=args.paper_faithful,
-        method=args.method, fusion=args.fusion, discard_ratio=args.discard,
-        threshold=args.threshold, smoothing=args.smooth, device=args.device,
-        data_seed=args.data_seed, threads=args.threads, train_per_class=args.train_per_class,
-        val_per_class=args.val_per_class, test_per_class=args.test_per_class)
+        data=args.data,
+        classes=args.classes,
+        presets=presets,
+        seeds=tuple(range(args.seeds)),
+        epochs=args.epochs,
+        jobs=args.jobs,
+        paper_faithful=args.paper_faithful,
+        method=args.method,
+        fusion=args.fusion,
+        discard_ratio=args.discard,
+        threshold=args.threshold,
+        smoothing=args.smooth,
+        device=args.device,
+        data_seed=args.data_seed,
+        threads=args.threads,
+        train_per_class=args.train_per_class,
+        val_per_class=args.val_per_class,
+        test_per_class=args.test_per_class,
+    )
     bar = ProgressBar(total=1000)
 
     def on_event(event: StudyEvent) -> None:
@@ -82,10 +118,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             m = event.metrics or {}
             acc = m.get("accuracy")
             smm = m.get("smm")
-            bar.note(f"[{event.index}/{event.total}] {event.preset} seed {event.seed}: "
-                     f"{m.get('status')}{' (reused)' if m.get('reused') else ''}, test acc "
-                     f"{'n/a' if acc is None else f'{acc:.3f}'}, SMM "
-                     f"{'n/a' if smm is None else f'{smm:.3f}'}")
+            bar.note(
+                f"[{event.index}/{event.total}] {event.preset} seed {event.seed}: "
+                f"{m.get('status')}{' (reused)' if m.get('reused') else ''}, test acc "
+                f"{'n/a' if acc is None else f'{acc:.3f}'}, SMM "
+                f"{'n/a' if smm is None else f'{smm:.3f}'}"
+            )
         else:
             bar.update(int(event.fraction * 1000), event.message)
 
@@ -93,8 +131,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         result = run_study(spec, args.out, callback=on_event)
     except KeyboardInterrupt:
         bar.close()
-        print(f"interrupted; finished models and the last completed epochs are kept in "
-              f"{args.out / 'runs'}; run the same command again to continue", file=sys.stderr)
+        print(
+            f"interrupted; finished models and the last completed epochs are kept in "
+            f"{args.out / 'runs'}; run the same command again to continue",
+            file=sys.stderr,
+        )
         return 130
     bar.close()
     if result.status != "finished":

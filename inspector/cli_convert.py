@@ -19,10 +19,12 @@ from .cli_explain import add_load_flags, load_options_from_args
 
 def add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "convert", help="save any supported checkpoint in vit-inspector's own format",
+        "convert",
+        help="save any supported checkpoint in vit-inspector's own format",
         description="Open a checkpoint (ours, timm, torchvision, Hugging Face, or the seed "
-                    "paper's layout) with the given options and save it as a vit-inspector "
-                    "checkpoint that remembers them.")
+        "paper's layout) with the given options and save it as a vit-inspector "
+        "checkpoint that remembers them.",
+    )
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="the file to write (e.g. model.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

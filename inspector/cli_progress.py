@@ -32,8 +32,10 @@ class ProgressBar:
         elapsed = now - self.started
         eta = elapsed / frac - elapsed if frac > 0 else float("nan")
         filled = int(round(frac * self.width))
-        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}% "
-                f"ETA {_duration(eta)} {text}")
+        line = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}% "
+            f"ETA {_duration(eta)} {text}"
+        )
         if self.tty:
             self.stream.write("\r\033[K" + line)
         else:

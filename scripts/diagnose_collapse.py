@@ -36,8 +36,9 @@ def _ratio(x: torch.Tensor, dim: int) -> float:
 
 
 @torch.no_grad()
-def diversity(model: torch.nn.Module, images: torch.Tensor) -> tuple[list[float], list[float],
-                                                                       float]:
+def diversity(
+    model: torch.nn.Module, images: torch.Tensor
+) -> tuple[list[float], list[float], float]:
     """Per block: token diversity and class-token image diversity; then the head's input."""
     model.eval()
     x = model.embed(images)  # (N, T, D)
@@ -55,8 +56,11 @@ def embed_grad_norm(model: torch.nn.Module, images: torch.Tensor, labels: torch.
     model.train()
     model.zero_grad(set_to_none=True)
     out = model(images)
-    loss = (F.nll_loss(out.clamp_min(1e-12).log(), labels) if model.cfg.output_softmax
-            else F.cross_entropy(out, labels))
+    loss = (
+        F.nll_loss(out.clamp_min(1e-12).log(), labels)
+        if model.cfg.output_softmax
+        else F.cross_entropy(out, labels)
+    )
     loss.backward()
     weight = next(p for n, p in model.named_parameters() if n.startswith("patch_embed"))
     return float(weight.grad.norm())
@@ -70,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset(args.data, classes=10, seed=0)
     torch.manual_seed(0)
     batch = torch.randperm(len(data.train))[:128]
-    print("| model | state | token diversity per block | class-token image diversity per "
-          "block | head input image diversity | patch-embedding grad norm |")
+    print(
+        "| model | state | token diversity per block | class-token image diversity per "
+        "block | head input image diversity | patch-embedding grad norm |"
+    )
     print("|---|---|---|---|---|---|")
     for path in args.checkpoints:
         ckpt = load_checkpoint(path)
@@ -85,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         for state, model in (("initialised", fresh), ("trained", ckpt.build_model())):
             tok, cls, head = diversity(model, test)
             grad = embed_grad_norm(model, train, labels)
-            print(f"| {name} | {state} | {' '.join(f'{v:.3f}' for v in tok)} | "
-                  f"{' '.join(f'{v:.3f}' for v in cls)} | {head:.3g} | {grad:.3g} |")
+            print(
+                f"| {name} | {state} | {' '.join(f'{v:.3f}' for v in tok)} | "
+                f"{' '.join(f'{v:.3f}' for v in cls)} | {head:.3g} | {grad:.3g} |"
+            )
     return 0
 
 

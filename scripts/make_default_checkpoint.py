@@ -40,12 +40,18 @@ def main() -> None:
     data = make_synthetic(seed=args.seed)
     cfg = preset(args.preset)
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(cfg, TrainConfig(epochs=args.epochs, seed=args.seed, device="cpu"), data,
-                       tmp, provenance={"preset": args.preset,
-                                        "script": "scripts/make_default_checkpoint.py"},
-                       callback=lambda e: print(f"epoch {e.epoch}: val acc "
-                                                f"{e.metrics['val_accuracy']:.3f}")
-                       if hasattr(e, "metrics") else None)
+        result = train(
+            cfg,
+            TrainConfig(epochs=args.epochs, seed=args.seed, device="cpu"),
+            data,
+            tmp,
+            provenance={"preset": args.preset, "script": "scripts/make_default_checkpoint.py"},
+            callback=lambda e: (
+                print(f"epoch {e.epoch}: val acc {e.metrics['val_accuracy']:.3f}")
+                if hasattr(e, "metrics")
+                else None
+            ),
+        )
         dest = REPO / "checkpoints" / f"synthetic-{args.preset}.pt"
         dest.parent.mkdir(exist_ok=True)
         # Regenerating replaces the shipped file on purpose, atomically (the app may be open).
@@ -55,8 +61,10 @@ def main() -> None:
     model = ckpt.build_model()
     best = max(ckpt.history, key=lambda r: r["val_accuracy"])
     test = evaluate(model, data.test, ckpt.preprocess)
-    print(f"{dest.relative_to(REPO)}: best epoch {best['epoch']}, val accuracy "
-          f"{best['val_accuracy']:.3f}, test accuracy {test['accuracy']:.3f}")
+    print(
+        f"{dest.relative_to(REPO)}: best epoch {best['epoch']}, val accuracy "
+        f"{best['val_accuracy']:.3f}, test accuracy {test['accuracy']:.3f}"
+    )
 
     samples = REPO / "resources" / "samples"
     samples.mkdir(parents=True, exist_ok=True)
@@ -72,7 +80,8 @@ def main() -> None:
         name = data.class_names[label].replace(" ", "_")
         Image.fromarray(data.test.images[i].permute(1, 2, 0).numpy()).save(samples / f"{name}.png")
         Image.fromarray(data.test.masks[i].numpy().astype(np.uint8) * 255).save(
-            samples / f"{name}_mask.png")
+            samples / f"{name}_mask.png"
+        )
     print(f"wrote {len(per_class)} samples to {samples.relative_to(REPO)}")
 
 

@@ -56,14 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     pairs = plan(args.study, args.report, args.checkpoints)
     existing = [str(dst) for _, dst in pairs if dst.exists()]
     if existing and not args.force:
-        print(f"error: {len(existing)} file(s) exist, e.g. {existing[0]}; use --force to "
-              f"replace them", file=sys.stderr)
+        print(
+            f"error: {len(existing)} file(s) exist, e.g. {existing[0]}; use --force to "
+            f"replace them",
+            file=sys.stderr,
+        )
         return 1
     for src, dst in pairs:
         dst.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(dst, src.read_bytes(), overwrite=args.force)
-    print(f"copied {len(pairs)} files to {args.report}"
-          + (f" and {args.checkpoints}" if args.checkpoints else ""))
+    print(
+        f"copied {len(pairs)} files to {args.report}"
+        + (f" and {args.checkpoints}" if args.checkpoints else "")
+    )
     return 0
 
 

@@ -49,20 +49,26 @@ def versus_paper(report: dict[str, Any]) -> list[str]:
 
     # Recall and precision are in the report; the comparison keeps the columns that differ.
     shown = [(i, k, t) for i, (k, t) in enumerate(COLUMNS) if k not in ("recall", "precision")]
-    lines = ["| model | " + " | ".join(f"{t} ours / paper" for _, _, t in shown) + " |",
-             "|---" * (len(shown) + 1) + "|"]
+    lines = [
+        "| model | " + " | ".join(f"{t} ours / paper" for _, _, t in shown) + " |",
+        "|---" * (len(shown) + 1) + "|",
+    ]
     for row in report["rows"]:
         paper = PAPER_RESULTS.get(row["model"])
-        cells = [f"{format_cell(row[k])} / {paper[i]:.3f}" if paper else format_cell(row[k])
-                 for i, k, _ in shown]
+        cells = [
+            f"{format_cell(row[k])} / {paper[i]:.3f}" if paper else format_cell(row[k])
+            for i, k, _ in shown
+        ]
         lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
     return lines
 
 
 def against_baseline(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     base = runs["baseline"]
-    lines = ["| model | " + " | ".join(f"Δ {t} (p)" for _, t in METRICS) + " |",
-             "|---" * (len(METRICS) + 1) + "|"]
+    lines = [
+        "| model | " + " | ".join(f"Δ {t} (p)" for _, t in METRICS) + " |",
+        "|---" * (len(METRICS) + 1) + "|",
+    ]
     for name, model_runs in runs.items():
         if name == "baseline":
             continue
@@ -73,8 +79,11 @@ def against_baseline(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
                 cells.append("n/a")
                 continue
             diff = a.mean() - b.mean()
-            p = (stats.ttest_ind(a, b, equal_var=False).pvalue
-                 if a.size > 1 and b.size > 1 and (a.std() > 0 or b.std() > 0) else float("nan"))
+            p = (
+                stats.ttest_ind(a, b, equal_var=False).pvalue
+                if a.size > 1 and b.size > 1 and (a.std() > 0 or b.std() > 0)
+                else float("nan")
+            )
             cells.append(f"{diff:+.3f} ({fmt(p)})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
@@ -88,19 +97,29 @@ def final_train_loss(folder: Path, name: str, seed: int) -> float:
         return float("nan")
 
 
-def double_softmax(plain_dir: Path, plain: dict[str, list[dict[str, Any]]],
-                   faithful_dir: Path, faithful: dict[str, list[dict[str, Any]]]) -> list[str]:
-    lines = ["| model | loss | seed | train acc | test acc | ROC AUC | SMM | final train loss |",
-             "|---|---|---|---|---|---|---|---|"]
+def double_softmax(
+    plain_dir: Path,
+    plain: dict[str, list[dict[str, Any]]],
+    faithful_dir: Path,
+    faithful: dict[str, list[dict[str, Any]]],
+) -> list[str]:
+    lines = [
+        "| model | loss | seed | train acc | test acc | ROC AUC | SMM | final train loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, f_runs in faithful.items():
-        for label, folder, runs in (("logits + CE", plain_dir, plain.get(name, [])),
-                                    ("double softmax", faithful_dir, f_runs)):
+        for label, folder, runs in (
+            ("logits + CE", plain_dir, plain.get(name, [])),
+            ("double softmax", faithful_dir, f_runs),
+        ):
             seeds = {r["seed"] for r in f_runs}
             for r in (r for r in runs if r["seed"] in seeds):
-                lines.append(f"| {name} | {label} | {r['seed']} | {fmt(r.get('train_acc'))} | "
-                             f"{fmt(r.get('accuracy'))} | {fmt(r.get('roc_auc'))} | "
-                             f"{fmt(r.get('smm'))} | "
-                             f"{fmt(final_train_loss(folder, name, r['seed']))} |")
+                lines.append(
+                    f"| {name} | {label} | {r['seed']} | {fmt(r.get('train_acc'))} | "
+                    f"{fmt(r.get('accuracy'))} | {fmt(r.get('roc_auc'))} | "
+                    f"{fmt(r.get('smm'))} | "
+                    f"{fmt(final_train_loss(folder, name, r['seed']))} |"
+                )
     return lines
 
 
@@ -118,17 +137,23 @@ def image_free_baselines(report: dict[str, Any]) -> list[str]:
     size = masks.shape[-1]
     yy, xx = np.mgrid[0:size, 0:size]
     coverage = masks.reshape(len(masks), -1).mean(axis=1)
-    lines = [f"Test masks cover {coverage.mean():.3f} of the image on average "
-             f"(median {np.median(coverage):.3f}).", "",
-             "| image-free map (1 inside, 0 outside) | SMM |", "|---|---|"]
+    lines = [
+        f"Test masks cover {coverage.mean():.3f} of the image on average "
+        f"(median {np.median(coverage):.3f}).",
+        "",
+        "| image-free map (1 inside, 0 outside) | SMM |",
+        "|---|---|",
+    ]
     for frac in (0.75, 0.5, 0.25):
         side = int(round(size * frac))
         lo = (size - side) // 2
         square = ((yy >= lo) & (yy < lo + side) & (xx >= lo) & (xx < lo + side)).astype(float)
         scores = [smm(square, m, spec.threshold) for m in masks]
         defined = [v for v in scores if v is not None and math.isfinite(v)]
-        lines.append(f"| centred square, side {side} px ({side * side / size ** 2:.0%} of the "
-                     f"image) | {np.mean(defined):.3f} |")
+        lines.append(
+            f"| centred square, side {side} px ({side * side / size**2:.0%} of the "
+            f"image) | {np.mean(defined):.3f} |"
+        )
     return lines
 
 
@@ -136,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path, help="a study folder or its published report")
     parser.add_argument("--faithful", type=Path, help="the --paper-faithful study folder")
-    parser.add_argument("--baselines", action="store_true",
-                        help="SMM of image-free maps on the study's test masks (loads the data)")
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="SMM of image-free maps on the study's test masks (loads the data)",
+    )
     args = parser.parse_args(argv)
     report, runs = load_runs(args.study)
     print(f"## Ours beside the paper ({args.study})\n")

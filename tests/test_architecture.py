@@ -25,8 +25,10 @@ def test_core_never_imports_qt_or_pyqtgraph():
 
 
 def test_cli_imports_without_qt():
-    code = ("import sys, inspector.cli\n"
-            "inspector.cli.build_parser()\n"
-            "print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))")
+    code = (
+        "import sys, inspector.cli\n"
+        "inspector.cli.build_parser()\n"
+        "print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -22,8 +22,9 @@ from inspector.core.model import VisionTransformer
 def random_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = VisionTransformer(preset("baseline")).eval()
-    ckpt = Checkpoint.from_model(model, class_names=[f"class {i}" for i in range(10)],
-                                 preprocess=Preprocess())
+    ckpt = Checkpoint.from_model(
+        model, class_names=[f"class {i}" for i in range(10)], preprocess=Preprocess()
+    )
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
     save_checkpoint(path, ckpt)
     return path
@@ -41,9 +42,25 @@ def sample_files(tmp_path_factory):
 
 
 def test_train_writes_checkpoints_and_prints_a_table(tmp_path, capsys):
-    code = main(["train", "--preset", "baseline", "--data", "synthetic", "--epochs", "1",
-                 "--train-per-class", "6", "--batch-size", "32", "--device", "cpu",
-                 "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "baseline",
+            "--data",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--train-per-class",
+            "6",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "val accuracy" in out and "trained 1 epochs" in out
@@ -54,39 +71,106 @@ def test_train_writes_checkpoints_and_prints_a_table(tmp_path, capsys):
 
 def test_train_without_clipping_and_with_coupled_adam(tmp_path, capsys):
     """The switches for reproducing older code: no gradient clipping, Adam's L2 decay."""
-    code = main(["train", "--preset", "baseline", "--data", "synthetic", "--epochs", "1",
-                 "--train-per-class", "4", "--batch-size", "32", "--device", "cpu",
-                 "--grad-clip", "0", "--optimizer", "adam", "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "baseline",
+            "--data",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--train-per-class",
+            "4",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--grad-clip",
+            "0",
+            "--optimizer",
+            "adam",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 0
     cfg = load_checkpoint(tmp_path / "run" / "last.pt").train_config
     assert cfg["grad_clip"] is None and cfg["optimizer"] == "adam"
-    code = main(["train", "--data", "synthetic", "--epochs", "1", "--grad-clip", "-1",
-                 "--out", str(tmp_path / "bad")])
+    code = main(
+        [
+            "train",
+            "--data",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--grad-clip",
+            "-1",
+            "--out",
+            str(tmp_path / "bad"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "grad_clip must be positive" in err[-1]
 
 
 def test_bad_input_is_one_line_and_non_zero(tmp_path, capsys):
-    code = main(["train", "--data", str(tmp_path / "missing"), "--epochs", "1",
-                 "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "missing"),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("vit-inspector: error:")
     assert "Traceback" not in err[0]
 
-    code = main(["explain", "--checkpoint", str(tmp_path / "nope.pt"), "--image",
-                 str(tmp_path / "x.png"), "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "explain",
+            "--checkpoint",
+            str(tmp_path / "nope.pt"),
+            "--image",
+            str(tmp_path / "x.png"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("vit-inspector: error:")
 
 
-def test_explain_writes_overlay_map_json_and_attention(random_checkpoint, sample_files,
-                                                        tmp_path):
+def test_explain_writes_overlay_map_json_and_attention(random_checkpoint, sample_files, tmp_path):
     image_path, mask_path, image, mask = sample_files
     out = tmp_path / "out"
-    code = main(["explain", "--checkpoint", str(random_checkpoint), "--image", str(image_path),
-                 "--method", "rollout", "--fusion", "min", "--discard", "0.5", "--mask",
-                 str(mask_path), "--save-attention", "--device", "cpu", "--out", str(out)])
+    code = main(
+        [
+            "explain",
+            "--checkpoint",
+            str(random_checkpoint),
+            "--image",
+            str(image_path),
+            "--method",
+            "rollout",
+            "--fusion",
+            "min",
+            "--discard",
+            "0.5",
+            "--mask",
+            str(mask_path),
+            "--save-attention",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     record = json.loads((out / "shape.json").read_text())
     grid = np.load(out / "shape_rollout.npy")
@@ -116,8 +200,17 @@ def test_explain_writes_overlay_map_json_and_attention(random_checkpoint, sample
 
 def test_explain_never_overwrites_silently(random_checkpoint, sample_files, tmp_path, capsys):
     image_path = sample_files[0]
-    args = ["explain", "--checkpoint", str(random_checkpoint), "--image", str(image_path),
-            "--device", "cpu", "--out", str(tmp_path)]
+    args = [
+        "explain",
+        "--checkpoint",
+        str(random_checkpoint),
+        "--image",
+        str(image_path),
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     before = (tmp_path / "shape_rollout.npy").read_bytes()
     capsys.readouterr()
@@ -130,10 +223,29 @@ def test_explain_never_overwrites_silently(random_checkpoint, sample_files, tmp_
 
 def test_evaluate_summary_matches_a_direct_evaluation(random_checkpoint, tmp_path):
     out = tmp_path / "eval"
-    code = main(["evaluate", "--checkpoint", str(random_checkpoint), "--data", "synthetic",
-                 "--seed", "2", "--split", "val", "--limit", "24", "--methods",
-                 "rollout,cls-attention,relevance", "--batch-size", "10", "--device", "cpu",
-                 "--out", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(random_checkpoint),
+            "--data",
+            "synthetic",
+            "--seed",
+            "2",
+            "--split",
+            "val",
+            "--limit",
+            "24",
+            "--methods",
+            "rollout,cls-attention,relevance",
+            "--batch-size",
+            "10",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = list(csv.DictReader((out / "per_image.csv").open()))
@@ -152,9 +264,29 @@ def test_evaluate_summary_matches_a_direct_evaluation(random_checkpoint, tmp_pat
 
 def test_evaluate_faithfulness_deletion_auc_matches_the_model(random_checkpoint, tmp_path):
     out = tmp_path / "faith"
-    code = main(["evaluate", "--checkpoint", str(random_checkpoint), "--data", "synthetic",
-                 "--seed", "2", "--split", "val", "--limit", "3", "--methods", "cls-attention",
-                 "--faithfulness", "1", "--device", "cpu", "--out", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(random_checkpoint),
+            "--data",
+            "synthetic",
+            "--seed",
+            "2",
+            "--split",
+            "val",
+            "--limit",
+            "3",
+            "--methods",
+            "cls-attention",
+            "--faithfulness",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rows = list(csv.DictReader((out / "per_image.csv").open()))
     data = make_synthetic(seed=2, train_per_class=500, val_per_class=50, test_per_class=50).val

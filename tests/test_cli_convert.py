@@ -45,8 +45,17 @@ def _one_line_error(capsys) -> str:
 
 def test_explain_asks_for_heads_then_works_with_them(paper_file, image_file, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["explain", "--checkpoint", str(paper_file), "--image", str(image_file),
-            "--device", "cpu", "--out", str(out)]
+    args = [
+        "explain",
+        "--checkpoint",
+        str(paper_file),
+        "--image",
+        str(image_file),
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 2
     assert "--heads" in _one_line_error(capsys)
     assert not out.exists()
@@ -58,8 +67,9 @@ def test_explain_asks_for_heads_then_works_with_them(paper_file, image_file, tmp
     # prediction is the float64 re-implementation's, on pixels / 255.
     pixels = np.asarray(Image.open(image_file), dtype=np.float64) / 255.0
     x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
-    probs, _ = paper_forward(torch.load(paper_file, weights_only=True), x, heads=4,
-                             residual=True, layernorm=True)
+    probs, _ = paper_forward(
+        torch.load(paper_file, weights_only=True), x, heads=4, residual=True, layernorm=True
+    )
     top = record["predictions"][0]
     assert top["class"] == int(probs.argmax())
     assert top["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
@@ -69,9 +79,21 @@ def test_convert_keeps_weights_names_normalisation_and_provenance(paper_file, tm
     names = [f"thing {i}" for i in range(10)]
     (tmp_path / "names.txt").write_text("\n".join(names) + "\n\n")
     out = tmp_path / "converted.pt"
-    code = main(["convert", "--checkpoint", str(paper_file), "--heads", "4",
-                 "--class-names", str(tmp_path / "names.txt"), "--normalisation", "half",
-                 "--out", str(out)])
+    code = main(
+        [
+            "convert",
+            "--checkpoint",
+            str(paper_file),
+            "--heads",
+            "4",
+            "--class-names",
+            str(tmp_path / "names.txt"),
+            "--normalisation",
+            "half",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "4 heads" in capsys.readouterr().out
 
@@ -118,12 +140,21 @@ def test_convert_never_replaces_a_file_silently(paper_file, tmp_path, capsys):
         (["--class-names", "missing.txt"], "does not exist"),
     ],
 )
-def test_convert_bad_options_are_one_line(paper_file, tmp_path, capsys, monkeypatch, extra,
-                                          needle):
+def test_convert_bad_options_are_one_line(paper_file, tmp_path, capsys, monkeypatch, extra, needle):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
-    code = main(["convert", "--checkpoint", str(paper_file), "--heads", "4",
-                 "--out", str(tmp_path / "x.pt"), *extra])
+    code = main(
+        [
+            "convert",
+            "--checkpoint",
+            str(paper_file),
+            "--heads",
+            "4",
+            "--out",
+            str(tmp_path / "x.pt"),
+            *extra,
+        ]
+    )
     assert code == 2
     assert needle in _one_line_error(capsys)
     assert not (tmp_path / "x.pt").exists()
@@ -135,22 +166,44 @@ def test_timm_file_converted_for_another_input_size(tmp_path, capsys):
     from timm.models.vision_transformer import VisionTransformer as TimmViT
 
     torch.manual_seed(0)
-    orig = TimmViT(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2,
-                   num_classes=5, dynamic_img_size=True).eval()
+    orig = TimmViT(
+        img_size=32,
+        patch_size=8,
+        embed_dim=16,
+        depth=2,
+        num_heads=2,
+        num_classes=5,
+        dynamic_img_size=True,
+    ).eval()
     with torch.no_grad():
         for p in orig.parameters():  # away from the trivial init, so the comparison can fail
             p.add_(torch.randn(p.shape) * 0.2)
     src = tmp_path / "timm_vit.pth"
     torch.save(orig.state_dict(), src)
     out = tmp_path / "vit48.pt"
-    assert main(["convert", "--checkpoint", str(src), "--heads", "2", "--image-size", "48",
-                 "--out", str(out)]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "convert",
+                "--checkpoint",
+                str(src),
+                "--heads",
+                "2",
+                "--image-size",
+                "48",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
 
     ckpt = load_checkpoint(out)
     assert ckpt.config.image_size == 48 and ckpt.preprocess.image_size == 48
     assert ckpt.state_dict["pos_embed"].shape == (1, 1 + 6 * 6, 16)
-    ref_pos = resample_abs_pos_embed(orig.pos_embed.detach(), new_size=(6, 6),
-                                     old_size=(4, 4), num_prefix_tokens=1)
+    ref_pos = resample_abs_pos_embed(
+        orig.pos_embed.detach(), new_size=(6, 6), old_size=(4, 4), num_prefix_tokens=1
+    )
     torch.testing.assert_close(ckpt.state_dict["pos_embed"], ref_pos, atol=1e-6, rtol=0)
     assert ckpt.provenance["pos_embed_resampled"] == {"from": 32, "to": 48}
     images = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))

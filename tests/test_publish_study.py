@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("publish_study",
-                                                  ROOT / "scripts" / "publish_study.py")
+    spec = importlib.util.spec_from_file_location(
+        "publish_study", ROOT / "scripts" / "publish_study.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -22,8 +23,9 @@ def _script():
 
 def _study(folder: Path, presets=("baseline", "heads-2"), seeds=(0, 1)) -> None:
     folder.mkdir(parents=True)
-    (folder / "report.json").write_text(json.dumps(
-        {"study": {"presets": list(presets), "seeds": list(seeds)}}))
+    (folder / "report.json").write_text(
+        json.dumps({"study": {"presets": list(presets), "seeds": list(seeds)}})
+    )
     for name in ("report.md", "report.csv", "saliency.png"):
         (folder / name).write_bytes(name.encode())
     for sub in ("confusion", "curves"):
@@ -61,8 +63,15 @@ def test_an_unfinished_study_is_refused(tmp_path):
     _study(tmp_path / "study")
     (tmp_path / "study" / "runs" / "heads-2" / "seed-1" / "last.pt").unlink()
     with pytest.raises(SystemExit, match="missing in the study"):
-        publish.main([str(tmp_path / "study"), "--report", str(tmp_path / "r"),
-                      "--checkpoints", str(tmp_path / "c")])
+        publish.main(
+            [
+                str(tmp_path / "study"),
+                "--report",
+                str(tmp_path / "r"),
+                "--checkpoints",
+                str(tmp_path / "c"),
+            ]
+        )
     (tmp_path / "study" / "report.json").unlink()
     with pytest.raises(SystemExit, match="no report.json"):
         publish.main([str(tmp_path / "study"), "--report", str(tmp_path / "r")])

@@ -116,8 +116,9 @@ class StudySpec:
         problems = []
         unknown = [p for p in self.presets if p not in PRESETS]
         if unknown:
-            problems.append(f"unknown model(s) {', '.join(unknown)}; choose from "
-                            f"{', '.join(PRESETS)}")
+            problems.append(
+                f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PRESETS)}"
+            )
         if not self.presets or len(set(self.presets)) != len(self.presets):
             problems.append("presets must be a non-empty list without repeats")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
@@ -136,8 +137,10 @@ class StudySpec:
         if not 0.0 <= self.threshold <= 1.0:
             problems.append(f"threshold must be in [0, 1], got {self.threshold}")
         if not self.is_synthetic and (self.val_per_class, self.test_per_class) != (None, None):
-            problems.append("val_per_class / test_per_class apply to the synthetic dataset only "
-                            "(Tiny ImageNet tests on its official 50 val images per class)")
+            problems.append(
+                "val_per_class / test_per_class apply to the synthetic dataset only "
+                "(Tiny ImageNet tests on its official 50 val images per class)"
+            )
         if self.smoothing not in ("none", "paper"):
             problems.append(f"smoothing must be 'none' or 'paper', got {self.smoothing!r}")
         if problems:
@@ -155,13 +158,16 @@ class StudySpec:
         return TrainConfig(epochs=self.epochs, seed=seed, device=self.device)
 
     def map_settings(self) -> MapSettings:
-        return MapSettings(method=self.method, fusion=self.fusion,
-                           discard_ratio=self.discard_ratio)
+        return MapSettings(method=self.method, fusion=self.fusion, discard_ratio=self.discard_ratio)
 
     def eval_settings(self) -> dict[str, Any]:
-        return {"method": self.method, "fusion": self.fusion,
-                "discard_ratio": self.discard_ratio, "threshold": self.threshold,
-                "smoothing": self.smoothing}
+        return {
+            "method": self.method,
+            "fusion": self.fusion,
+            "discard_ratio": self.discard_ratio,
+            "threshold": self.threshold,
+            "smoothing": self.smoothing,
+        }
 
     def training_identity(self) -> dict[str, Any]:
         """What the trained models depend on; a study folder holds one identity only."""
@@ -169,10 +175,16 @@ class StudySpec:
         cfg = self.train_config(0).to_dict()
         for key in ("seed", "device"):
             cfg.pop(key)
-        return {"data": data, "classes": self.classes, "data_seed": self.data_seed,
-                "train_per_class": self.train_per_class, "val_per_class": self.val_per_class,
-                "test_per_class": self.test_per_class, "paper_faithful": self.paper_faithful,
-                "train_config": cfg}
+        return {
+            "data": data,
+            "classes": self.classes,
+            "data_seed": self.data_seed,
+            "train_per_class": self.train_per_class,
+            "val_per_class": self.val_per_class,
+            "test_per_class": self.test_per_class,
+            "paper_faithful": self.paper_faithful,
+            "train_config": cfg,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -236,8 +248,9 @@ def load_study_data(spec: StudySpec) -> DatasetSplits:
     # as a generic image folder.
     from .data.tiny_imagenet import load_tiny_imagenet
 
-    return load_tiny_imagenet(Path(spec.data).expanduser(), classes=spec.classes,
-                              seed=spec.data_seed, **kwargs)
+    return load_tiny_imagenet(
+        Path(spec.data).expanduser(), classes=spec.classes, seed=spec.data_seed, **kwargs
+    )
 
 
 def _history(folder: Path) -> list[dict[str, Any]]:
@@ -266,26 +279,44 @@ def evaluate_run(folder: Path, test: ImageDataset, spec: StudySpec) -> dict[str,
     last = ckpt.history[-1] if ckpt.history else {}
     result: dict[str, Any] = {
         "epochs_trained": int(ckpt.provenance.get("epoch", len(ckpt.history))),
-        "train_acc": last.get("train_acc"), "train_loss": last.get("train_loss"),
-        **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc",
-                                   "confusion")},
+        "train_acc": last.get("train_acc"),
+        "train_loss": last.get("train_loss"),
+        **{
+            k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion")
+        },
         "test_images": len(test),
         "train_seconds": float(sum(r.get("seconds", 0.0) for r in ckpt.history)),
-        "smm": None, "smm_std": None, "smm_defined": 0, "smm_per_image": None,
+        "smm": None,
+        "smm_std": None,
+        "smm_defined": 0,
+        "smm_per_image": None,
     }
     if test.masks is not None:
-        ev = evaluate_saliency(loaded, test, [spec.method], spec.map_settings(),
-                               smoothing=spec.smoothing, threshold=spec.threshold)  # type: ignore[arg-type]
+        ev = evaluate_saliency(
+            loaded,
+            test,
+            [spec.method],
+            spec.map_settings(),
+            smoothing=spec.smoothing,
+            threshold=spec.threshold,
+        )  # type: ignore[arg-type]
         stat = ev.summary["methods"][spec.method]["smm"]
-        result.update(smm=stat["mean"], smm_std=stat["std"], smm_defined=stat["defined"],
-                      smm_per_image=[r.get(f"{spec.method}/smm") for r in ev.rows])
+        result.update(
+            smm=stat["mean"],
+            smm_std=stat["std"],
+            smm_defined=stat["defined"],
+            smm_per_image=[r.get(f"{spec.method}/smm") for r in ev.rows],
+        )
     result["eval_seconds"] = time.perf_counter() - started
     return result
 
 
 def _cached_eval(folder: Path, test: ImageDataset, spec: StudySpec) -> dict[str, Any]:
-    key_dict = {**spec.eval_settings(), "checkpoint_sha256": _sha256(folder / LAST),
-                "test_ids": hashlib.sha256("\n".join(test.ids).encode()).hexdigest()}
+    key_dict = {
+        **spec.eval_settings(),
+        "checkpoint_sha256": _sha256(folder / LAST),
+        "test_ids": hashlib.sha256("\n".join(test.ids).encode()).hexdigest(),
+    }
     key = json.dumps(key_dict, sort_keys=True)
     try:
         entries = json.loads((folder / EVAL_FILE).read_text()).get("entries", {})
@@ -295,15 +326,25 @@ def _cached_eval(folder: Path, test: ImageDataset, spec: StudySpec) -> dict[str,
         return entries[key]
     result = {**evaluate_run(folder, test, spec), "settings": key_dict}
     # Older entries of another checkpoint can never match again: keep only this one's.
-    entries = {k: v for k, v in entries.items()
-               if v.get("settings", {}).get("checkpoint_sha256") == key_dict["checkpoint_sha256"]}
+    entries = {
+        k: v
+        for k, v in entries.items()
+        if v.get("settings", {}).get("checkpoint_sha256") == key_dict["checkpoint_sha256"]
+    }
     entries[key] = result
     save_json(folder / EVAL_FILE, {"entries": entries}, overwrite=True)
     return json.loads(json.dumps(entries[key]))  # what a later cache hit returns (NaN -> None)
 
 
-def _run_one(spec: StudySpec, preset_name: str, seed: int, out_dir: Path, data: DatasetSplits,
-             stop: Any, report: _Report) -> dict[str, Any]:
+def _run_one(
+    spec: StudySpec,
+    preset_name: str,
+    seed: int,
+    out_dir: Path,
+    data: DatasetSplits,
+    stop: Any,
+    report: _Report,
+) -> dict[str, Any]:
     """Train (or reuse / resume) one run, then evaluate it. Returns the run's record."""
     folder = run_dir(out_dir, preset_name, seed)
     if stop.is_set():
@@ -315,9 +356,12 @@ def _run_one(spec: StudySpec, preset_name: str, seed: int, out_dir: Path, data: 
     if diverged:
         status, note = "diverged", json.loads((folder / DIVERGED_FILE).read_text())["message"]
     if not reused:
-        model_cfg = preset(preset_name, num_classes=data.train.num_classes,
-                           image_size=int(data.train.images.shape[-1]),
-                           output_softmax=spec.paper_faithful)
+        model_cfg = preset(
+            preset_name,
+            num_classes=data.train.num_classes,
+            image_size=int(data.train.images.shape[-1]),
+            output_softmax=spec.paper_faithful,
+        )
 
         def on_event(event: StepEvent | EpochEvent) -> None:
             if isinstance(event, StepEvent):
@@ -327,9 +371,16 @@ def _run_one(spec: StudySpec, preset_name: str, seed: int, out_dir: Path, data: 
 
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            result = train(model_cfg, spec.train_config(seed), data, folder, callback=on_event,
-                           stop=stop, resume=(folder / LAST).exists(),
-                           provenance={"preset": preset_name, "study": str(out_dir)})
+            result = train(
+                model_cfg,
+                spec.train_config(seed),
+                data,
+                folder,
+                callback=on_event,
+                stop=stop,
+                resume=(folder / LAST).exists(),
+                provenance={"preset": preset_name, "study": str(out_dir)},
+            )
         except TrainingError as exc:
             raise AblationError(f"{preset_name} seed {seed}: {exc}") from exc
         if result.status == "stopped":
@@ -338,8 +389,13 @@ def _run_one(spec: StudySpec, preset_name: str, seed: int, out_dir: Path, data: 
             status, note = "diverged", result.message
             folder.mkdir(parents=True, exist_ok=True)
             save_json(folder / DIVERGED_FILE, {"message": result.message}, overwrite=True)
-    record: dict[str, Any] = {"preset": preset_name, "seed": seed, "status": status,
-                              "note": note, "reused": reused}
+    record: dict[str, Any] = {
+        "preset": preset_name,
+        "seed": seed,
+        "status": status,
+        "note": note,
+        "reused": reused,
+    }
     if not (folder / LAST).exists():  # diverged in its first epoch: nothing to evaluate
         return record
     report("evaluate", preset_name, seed)
@@ -372,20 +428,25 @@ def _worker_run(spec: StudySpec, preset_name: str, seed: int, out_dir: str) -> d
         last_step[0] = now
         progress.put((kind, *payload))
 
-    return _run_one(spec, preset_name, seed, Path(out_dir), _WORKER["data"], _WORKER["stop"],
-                    report)
+    return _run_one(
+        spec, preset_name, seed, Path(out_dir), _WORKER["data"], _WORKER["stop"], report
+    )
 
 
 # ------------------------------------------------------------------------------ the study
 class _Progress:
     """Turns run-level reports into study-level :class:`StudyEvent` s."""
 
-    def __init__(self, runs: list[tuple[str, int]], spec: StudySpec, out_dir: Path,
-                 callback: StudyCallback | None) -> None:
+    def __init__(
+        self,
+        runs: list[tuple[str, int]],
+        spec: StudySpec,
+        out_dir: Path,
+        callback: StudyCallback | None,
+    ) -> None:
         self.runs, self.spec, self.callback = runs, spec, callback
         self.index = {r: i + 1 for i, r in enumerate(runs)}
-        self.done = {r: float(min(len(_history(run_dir(out_dir, *r))), spec.epochs))
-                     for r in runs}
+        self.done = {r: float(min(len(_history(run_dir(out_dir, *r))), spec.epochs)) for r in runs}
         self.evaluated: set[tuple[str, int]] = set()
 
     def fraction(self) -> float:
@@ -402,8 +463,10 @@ class _Progress:
         elif kind == "epoch":
             epoch, metrics = payload
             self.done[key] = float(epoch)
-            message = (f"{preset_name} seed {seed}: epoch {epoch}/{self.spec.epochs} train acc "
-                       f"{metrics['train_acc']:.3f} val acc {metrics['val_accuracy']:.3f}")
+            message = (
+                f"{preset_name} seed {seed}: epoch {epoch}/{self.spec.epochs} train acc "
+                f"{metrics['train_acc']:.3f} val acc {metrics['val_accuracy']:.3f}"
+            )
         elif kind == "evaluate":
             message = f"{preset_name} seed {seed}: evaluating on the test split"
         elif kind == "model_done":
@@ -412,8 +475,20 @@ class _Progress:
             (metrics,) = payload
             message = f"{preset_name} seed {seed}: {metrics.get('status')}"
         if self.callback:
-            self.callback(StudyEvent(kind, preset_name, seed, self.index[key], len(self.runs),  # type: ignore[arg-type]
-                                     epoch, self.spec.epochs, self.fraction(), message, metrics))
+            self.callback(
+                StudyEvent(
+                    kind,
+                    preset_name,
+                    seed,
+                    self.index[key],
+                    len(self.runs),  # type: ignore[arg-type]
+                    epoch,
+                    self.spec.epochs,
+                    self.fraction(),
+                    message,
+                    metrics,
+                )
+            )
 
 
 def _check_study_folder(out: Path, spec: StudySpec, *, write: bool) -> None:
@@ -427,18 +502,24 @@ def _check_study_folder(out: Path, spec: StudySpec, *, write: bool) -> None:
             raise AblationError(f"{path} is unreadable ({exc}); use another --out") from exc
         differing = sorted(k for k in identity if saved.get(k) != identity[k])
         if differing:
-            raise AblationError(f"{out} holds a study trained with other settings "
-                                f"({', '.join(differing)} differ); use another --out")
+            raise AblationError(
+                f"{out} holds a study trained with other settings "
+                f"({', '.join(differing)} differ); use another --out"
+            )
     if not write:
         return
     out.mkdir(parents=True, exist_ok=True)
     save_json(path, {"training": identity}, overwrite=True)
 
 
-def run_study(spec: StudySpec, out_dir: str | os.PathLike, *,
-              callback: StudyCallback | None = None,
-              stop: threading.Event | None = None,
-              data: DatasetSplits | None = None) -> StudyResult:
+def run_study(
+    spec: StudySpec,
+    out_dir: str | os.PathLike,
+    *,
+    callback: StudyCallback | None = None,
+    stop: threading.Event | None = None,
+    data: DatasetSplits | None = None,
+) -> StudyResult:
     """Train, evaluate and report the study ``spec`` in ``out_dir`` (resuming what exists).
 
     Args:
@@ -470,8 +551,14 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike, *,
         torch.set_num_threads(previous)
 
 
-def _study(spec: StudySpec, out: Path, callback: StudyCallback | None, stop: Any,
-           data: DatasetSplits | None, started: float) -> StudyResult:
+def _study(
+    spec: StudySpec,
+    out: Path,
+    callback: StudyCallback | None,
+    stop: Any,
+    data: DatasetSplits | None,
+    started: float,
+) -> StudyResult:
     from .ablation_report import write_report  # the report module imports this one
 
     data = data if data is not None else load_study_data(spec)
@@ -480,16 +567,25 @@ def _study(spec: StudySpec, out: Path, callback: StudyCallback | None, stop: Any
     progress = _Progress(runs, spec, out, callback)
     if callback:
         todo = sum(1 for r in runs if progress.done[r] < spec.epochs)
-        callback(StudyEvent("start", None, None, 0, len(runs), 0, spec.epochs,
-                            progress.fraction(),
-                            f"{len(runs)} runs ({len(spec.presets)} models x {len(spec.seeds)} "
-                            f"seeds, {spec.epochs} epochs), {todo} to train, on "
-                            f"{len(data.train)} training images; {spec.jobs} job(s)"))
+        callback(
+            StudyEvent(
+                "start",
+                None,
+                None,
+                0,
+                len(runs),
+                0,
+                spec.epochs,
+                progress.fraction(),
+                f"{len(runs)} runs ({len(spec.presets)} models x {len(spec.seeds)} "
+                f"seeds, {spec.epochs} epochs), {todo} to train, on "
+                f"{len(data.train)} training images; {spec.jobs} job(s)",
+            )
+        )
     if spec.jobs == 1:
         records = []
         for p, s in runs:
-            record = _run_one(spec, p, s, out, data, stop,
-                              lambda kind, *a: progress(kind, *a))
+            record = _run_one(spec, p, s, out, data, stop, lambda kind, *a: progress(kind, *a))
             if record["status"] == "stopped":
                 break
             progress("model_done", p, s, record)
@@ -498,26 +594,58 @@ def _study(spec: StudySpec, out: Path, callback: StudyCallback | None, stop: Any
         records = _run_parallel(spec, runs, out, stop, progress)
     if len(records) < len(runs):
         done = sum(1 for r in records if r["status"] != "stopped")
-        return StudyResult("stopped", f"stopped with {done} of {len(runs)} runs complete; run "
-                           f"the study again to continue", out, records,
-                           wall_seconds=time.perf_counter() - started)
+        return StudyResult(
+            "stopped",
+            f"stopped with {done} of {len(runs)} runs complete; run the study again to continue",
+            out,
+            records,
+            wall_seconds=time.perf_counter() - started,
+        )
     order = {r: i for i, r in enumerate(runs)}
     records.sort(key=lambda r: order[(r["preset"], r["seed"])])
     if callback:
-        callback(StudyEvent("report", None, None, len(runs), len(runs), spec.epochs,
-                            spec.epochs, progress.fraction(), f"writing the report in {out}"))
+        callback(
+            StudyEvent(
+                "report",
+                None,
+                None,
+                len(runs),
+                len(runs),
+                spec.epochs,
+                spec.epochs,
+                progress.fraction(),
+                f"writing the report in {out}",
+            )
+        )
     wall = time.perf_counter() - started
     rows, files = write_report(spec, out, records, data, wall_seconds=wall)
     wall = time.perf_counter() - started
     if callback:
-        callback(StudyEvent("done", None, None, len(runs), len(runs), spec.epochs, spec.epochs,
-                            1.0, f"study finished in {wall:.0f} s"))
-    return StudyResult("finished", f"{len(runs)} runs; report in {out}", out, records, rows,
-                       files, wall)
+        callback(
+            StudyEvent(
+                "done",
+                None,
+                None,
+                len(runs),
+                len(runs),
+                spec.epochs,
+                spec.epochs,
+                1.0,
+                f"study finished in {wall:.0f} s",
+            )
+        )
+    return StudyResult(
+        "finished", f"{len(runs)} runs; report in {out}", out, records, rows, files, wall
+    )
 
 
-def _run_parallel(spec: StudySpec, runs: list[tuple[str, int]], out: Path,
-                  stop: threading.Event, progress: _Progress) -> list[dict[str, Any]]:
+def _run_parallel(
+    spec: StudySpec,
+    runs: list[tuple[str, int]],
+    out: Path,
+    stop: threading.Event,
+    progress: _Progress,
+) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     messages, worker_stop = ctx.Queue(), ctx.Event()
     workers = min(spec.jobs, len(runs))
@@ -532,14 +660,17 @@ def _run_parallel(spec: StudySpec, runs: list[tuple[str, int]], out: Path,
             except queue_mod.Empty:
                 return
 
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                initargs=(messages, worker_stop, threads)) as pool:
+    with cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(messages, worker_stop, threads),
+    ) as pool:
         futures = {pool.submit(_worker_run, spec, p, s, str(out)): (p, s) for p, s in runs}
         pending = set(futures)
         try:
             while pending:
-                done, pending = cf.wait(pending, timeout=0.2,
-                                        return_when=cf.FIRST_COMPLETED)
+                done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
                 drain()
                 if stop.is_set() and not worker_stop.is_set():
                     worker_stop.set()

@@ -30,8 +30,14 @@ from .train import HISTORY, LAST
 
 # (key in a run record, column title): the paper's columns, in its order.
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("train_acc", "train acc"), ("accuracy", "test acc"), ("recall", "recall"),
-    ("precision", "prec"), ("f1", "F1"), ("roc_auc", "ROC AUC"), ("smm", "SMM"))
+    ("train_acc", "train acc"),
+    ("accuracy", "test acc"),
+    ("recall", "recall"),
+    ("precision", "prec"),
+    ("f1", "F1"),
+    ("roc_auc", "ROC AUC"),
+    ("smm", "SMM"),
+)
 
 # The paper's Table (Tiny ImageNet, 10 classes; MISSION.md section 1), same columns.
 PAPER_RESULTS: dict[str, tuple[float, ...]] = {
@@ -75,9 +81,11 @@ def aggregate(spec: StudySpec, records: Sequence[dict[str, Any]]) -> list[dict[s
         row["smm_defined"] = [r.get("smm_defined", 0) for r in runs]
         row["train_seconds"] = float(sum(r.get("train_seconds") or 0.0 for r in runs))
         row["eval_seconds"] = float(sum(r.get("eval_seconds") or 0.0 for r in runs))
-        row["notes"] = "; ".join(f"seed {r['seed']}: {r['status']}" + (f" ({r['note']})"
-                                                                        if r.get("note") else "")
-                                 for r in runs if r["status"] != "finished")
+        row["notes"] = "; ".join(
+            f"seed {r['seed']}: {r['status']}" + (f" ({r['note']})" if r.get("note") else "")
+            for r in runs
+            if r["status"] != "finished"
+        )
         rows.append(row)
     return rows
 
@@ -94,35 +102,60 @@ def _split_sizes(data: DatasetSplits) -> str:
     return f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)} images"
 
 
-def report_markdown(spec: StudySpec, rows: list[dict[str, Any]], records: list[dict[str, Any]],
-                    data: DatasetSplits, wall_seconds: float, figure_ids: list[str]) -> str:
+def report_markdown(
+    spec: StudySpec,
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    data: DatasetSplits,
+    wall_seconds: float,
+    figure_ids: list[str],
+) -> str:
     cfg = spec.train_config(0)
-    masks = ("none (SMM not computed)" if data.test.masks is None else
-             "exact object masks" if spec.is_synthetic else "bounding-box masks")
+    masks = (
+        "none (SMM not computed)"
+        if data.test.masks is None
+        else "exact object masks"
+        if spec.is_synthetic
+        else "bounding-box masks"
+    )
     seeds_text = ", ".join(map(str, spec.seeds))
-    lines = [f"# Ablation study: {data.source.get('kind', spec.data)}, "
-             f"{data.train.num_classes} classes", ""]
+    lines = [
+        f"# Ablation study: {data.source.get('kind', spec.data)}, {data.train.num_classes} classes",
+        "",
+    ]
     lines.append("| model | " + " | ".join(t for _, t in COLUMNS) + " | notes |")
     lines.append("|---" * (len(COLUMNS) + 2) + "|")
     for row in rows:
-        lines.append(f"| {row['model']} | " + " | ".join(format_cell(row[k]) for k, _ in COLUMNS)
-                     + f" | {row['notes']} |")
-    spread = ("mean ± sample standard deviation (ddof=1) over seeds " + seeds_text
-              if len(spec.seeds) > 1 else f"one seed ({seeds_text})")
+        lines.append(
+            f"| {row['model']} | "
+            + " | ".join(format_cell(row[k]) for k, _ in COLUMNS)
+            + f" | {row['notes']} |"
+        )
+    spread = (
+        "mean ± sample standard deviation (ddof=1) over seeds " + seeds_text
+        if len(spec.seeds) > 1
+        else f"one seed ({seeds_text})"
+    )
     lines += [
-        "", f"Each cell: {spread}. Test metrics on the test split; train acc is the running "
-        "accuracy of the last epoch (as in training).", "",
-        "## Settings", "",
+        "",
+        f"Each cell: {spread}. Test metrics on the test split; train acc is the running "
+        "accuracy of the last epoch (as in training).",
+        "",
+        "## Settings",
+        "",
         f"- data: `{spec.data}` ({_split_sizes(data)}; data seed {spec.data_seed}); "
         f"SMM masks: {masks}",
         f"- training: the paper's hyper-parameters: {cfg.epochs} epochs, batch {cfg.batch_size}, "
         f"{cfg.optimizer} (betas {cfg.betas}, weight decay {cfg.weight_decay}), learning rate "
         f"{cfg.lr} with linear warm-up over {cfg.warmup_fraction:.0%} of the steps then linear "
         f"decay, gradient clipping {cfg.grad_clip}; seeds {seeds_text}",
-        "- paper-faithful double softmax: " + (
+        "- paper-faithful double softmax: "
+        + (
             "**on**: every model ends with a softmax and the cross-entropy is applied to its "
-            "probabilities (the authors' code)" if spec.paper_faithful else
-            "off (logits and a plain cross-entropy)"),
+            "probabilities (the authors' code)"
+            if spec.paper_faithful
+            else "off (logits and a plain cross-entropy)"
+        ),
         "- evaluated checkpoint: `last.pt`, the model after the final epoch (the paper reports "
         "final models; `best.pt` is chosen on the validation split, which for Tiny ImageNet is "
         "the test set)",
@@ -130,27 +163,42 @@ def report_markdown(spec: StudySpec, rows: list[dict[str, Any]], records: list[d
         f"{spec.discard_ratio}, threshold {spec.threshold}, smoothing `{spec.smoothing}`; "
         f"Jaccard index of the map pixels above the threshold with the mask, averaged over "
         f"the test images where it is defined",
-        "", "## Wall times", "",
+        "",
+        "## Wall times",
+        "",
         f"This invocation: {wall_seconds:.1f} s ("
         f"{sum(not r.get('reused', False) for r in records)} runs trained now, "
         f"{sum(bool(r.get('reused')) for r in records)} reused; jobs {spec.jobs}, device "
-        f"`{spec.device}`).", "",
-        "| model | training s (sum over seeds) | evaluation s |", "|---|---|---|"]
-    lines += [f"| {r['model']} | {r['train_seconds']:.1f} | {r['eval_seconds']:.1f} |"
-              for r in rows]
-    lines += ["", "## Figures", "",
-              f"- `saliency.png`: every model (seed {spec.seeds[0]}) on the test images "
-              f"{', '.join(figure_ids)}; first row the images with their mask outline",
-              "- `confusion/<model>.png`: confusion matrices" + (
-                  " summed over seeds" if len(spec.seeds) > 1 else ""),
-              "- `curves/<model>.png`: training and validation loss and accuracy per epoch", ""]
+        f"`{spec.device}`).",
+        "",
+        "| model | training s (sum over seeds) | evaluation s |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {r['model']} | {r['train_seconds']:.1f} | {r['eval_seconds']:.1f} |" for r in rows
+    ]
+    lines += [
+        "",
+        "## Figures",
+        "",
+        f"- `saliency.png`: every model (seed {spec.seeds[0]}) on the test images "
+        f"{', '.join(figure_ids)}; first row the images with their mask outline",
+        "- `confusion/<model>.png`: confusion matrices"
+        + (" summed over seeds" if len(spec.seeds) > 1 else ""),
+        "- `curves/<model>.png`: training and validation loss and accuracy per epoch",
+        "",
+    ]
     paper = [n for n in spec.presets if n in PAPER_RESULTS]
     if paper:
-        lines += ["## The paper's table (Tiny ImageNet, 10 classes) for comparison", "",
-                  "| model | " + " | ".join(t for _, t in COLUMNS) + " |",
-                  "|---" * (len(COLUMNS) + 1) + "|"]
-        lines += [f"| {n} | " + " | ".join(f"{v:.3f}" for v in PAPER_RESULTS[n]) + " |"
-                  for n in paper]
+        lines += [
+            "## The paper's table (Tiny ImageNet, 10 classes) for comparison",
+            "",
+            "| model | " + " | ".join(t for _, t in COLUMNS) + " |",
+            "|---" * (len(COLUMNS) + 1) + "|",
+        ]
+        lines += [
+            f"| {n} | " + " | ".join(f"{v:.3f}" for v in PAPER_RESULTS[n]) + " |" for n in paper
+        ]
         lines.append("")
     return "\n".join(lines)
 
@@ -201,19 +249,29 @@ def confusion_image(matrix: np.ndarray, class_names: Sequence[str], title: str) 
             draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=rgb, outline=(200,) * 3)
             text = str(int(m[i, j]))
             tw = draw.textlength(text, font=small)
-            draw.text((x0 + (cell - tw) / 2, y0 + cell / 2 - 6), text, font=small,
-                      fill="white" if share[i, j] > 0.5 else "black")
+            draw.text(
+                (x0 + (cell - tw) / 2, y0 + cell / 2 - 6),
+                text,
+                font=small,
+                fill="white" if share[i, j] > 0.5 else "black",
+            )
     lx = left + c * cell + 16
     for i, name in enumerate(class_names):
         draw.text((lx, top + 16 * i), f"{i} {name}", fill="black", font=small)
-    draw.text((left, top + c * cell + 8), "colour: share of the true class's row", fill="gray",
-              font=small)
+    draw.text(
+        (left, top + c * cell + 8), "colour: share of the true class's row", fill="gray", font=small
+    )
     return np.asarray(img)
 
 
-def _chart(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str,
-           series: list[tuple[list[float], tuple[int, int, int]]], epochs: int,
-           y_range: tuple[float, float] | None) -> None:
+def _chart(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[int, int, int, int],
+    title: str,
+    series: list[tuple[list[float], tuple[int, int, int]]],
+    epochs: int,
+    y_range: tuple[float, float] | None,
+) -> None:
     """Axes, three y ticks, first/last epoch ticks and one polyline per series."""
     x0, y0, x1, y1 = box
     small = _font(11)
@@ -230,16 +288,19 @@ def _chart(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str
         y = y1 - (y1 - y0) * k / 2
         draw.line([x0 - 4, y, x0, y], fill="black")
         label = f"{v:.{digits}f}"
-        draw.text((x0 - 6 - draw.textlength(label, font=small), y - 6), label, fill="black",
-                  font=small)
+        draw.text(
+            (x0 - 6 - draw.textlength(label, font=small), y - 6), label, fill="black", font=small
+        )
     for e in sorted({1, epochs}):
         x = x0 + (x1 - x0) * ((e - 1) / max(1, epochs - 1))
         draw.text((x - 4, y1 + 4), str(e), fill="black", font=small)
     draw.text(((x0 + x1) / 2 - 14, y1 + 4), "epoch", fill="black", font=small)
 
     def point(e: int, v: float) -> tuple[float, float]:
-        return (x0 + (x1 - x0) * ((e - 1) / max(1, epochs - 1)),
-                y1 - (y1 - y0) * (min(max(v, lo), hi) - lo) / (hi - lo))
+        return (
+            x0 + (x1 - x0) * ((e - 1) / max(1, epochs - 1)),
+            y1 - (y1 - y0) * (min(max(v, lo), hi) - lo) / (hi - lo),
+        )
 
     for ys, color in series:
         pts = [point(e + 1, v) for e, v in enumerate(ys) if v is not None and np.isfinite(v)]
@@ -249,8 +310,7 @@ def _chart(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
 
 
-def curves_image(histories: dict[int, list[dict[str, Any]]], epochs: int,
-                 title: str) -> np.ndarray:
+def curves_image(histories: dict[int, list[dict[str, Any]]], epochs: int, title: str) -> np.ndarray:
     """Training (blue) and validation (orange) loss and accuracy per epoch, one line per
     seed."""
     width, height = 760, 300
@@ -259,8 +319,9 @@ def curves_image(histories: dict[int, list[dict[str, Any]]], epochs: int,
     draw.text((10, 6), title, fill="black", font=_font(14))
     train_c, val_c = (31, 119, 180), (255, 127, 14)
     for box, name, keys, y_range in (
-            ((60, 52, 360, 252), "loss", ("train_loss", "val_loss"), None),
-            ((440, 52, 740, 252), "accuracy", ("train_acc", "val_accuracy"), (0.0, 1.0))):
+        ((60, 52, 360, 252), "loss", ("train_loss", "val_loss"), None),
+        ((440, 52, 740, 252), "accuracy", ("train_acc", "val_accuracy"), (0.0, 1.0)),
+    ):
         series = []
         for hist in histories.values():
             series.append(([r.get(keys[0]) for r in hist], train_c))
@@ -269,8 +330,9 @@ def curves_image(histories: dict[int, list[dict[str, Any]]], epochs: int,
     draw.text((60, 276), "train", fill=train_c, font=_font(12))
     draw.text((110, 276), "validation", fill=val_c, font=_font(12))
     if len(histories) > 1:
-        draw.text((200, 276), f"one line per seed ({len(histories)} seeds)", fill="gray",
-                  font=_font(12))
+        draw.text(
+            (200, 276), f"one line per seed ({len(histories)} seeds)", fill="gray", font=_font(12)
+        )
     return np.asarray(img)
 
 
@@ -295,8 +357,9 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
-def figure_cells(spec: StudySpec, out: Path, test: ImageDataset,
-                 indices: list[int]) -> dict[str, list[tuple[np.ndarray, int]]]:
+def figure_cells(
+    spec: StudySpec, out: Path, test: ImageDataset, indices: list[int]
+) -> dict[str, list[tuple[np.ndarray, int]]]:
     """Per preset (the first seed's model): the overlay of each figure image and the
     predicted class, computed with the study's saliency settings."""
     cells: dict[str, list[tuple[np.ndarray, int]]] = {}
@@ -311,17 +374,25 @@ def figure_cells(spec: StudySpec, out: Path, test: ImageDataset,
         for i in indices:
             image = prepare(test.images[i].permute(1, 2, 0).numpy(), loaded)
             cap = capture_image(loaded, image)
-            _, full = saliency_image(cap, settings, image_size=cfg.image_size,
-                                     patch_size=cfg.patch_size,
-                                     smoothing=spec.smoothing)  # type: ignore[arg-type]
+            _, full = saliency_image(
+                cap,
+                settings,
+                image_size=cfg.image_size,
+                patch_size=cfg.patch_size,
+                smoothing=spec.smoothing,
+            )  # type: ignore[arg-type]
             row.append((overlay(image.display, full), cap.predicted_class))
         cells[name] = row
     return cells
 
 
-def saliency_figure(test: ImageDataset, indices: list[int],
-                    cells: dict[str, list[tuple[np.ndarray, int]]],
-                    smm: dict[str, list[float | None]], caption: str) -> np.ndarray:
+def saliency_figure(
+    test: ImageDataset,
+    indices: list[int],
+    cells: dict[str, list[tuple[np.ndarray, int]]],
+    smm: dict[str, list[float | None]],
+    caption: str,
+) -> np.ndarray:
     """Rows = models, columns = images; the first row shows the images and mask outlines.
 
     Under every overlay: the predicted class (with ``ok`` / ``x``) and that image's SMM.
@@ -350,8 +421,9 @@ def saliency_figure(test: ImageDataset, indices: list[int],
         label = int(test.labels[i])
         paste(rgb, 0, c, f"{label} {test.class_names[label]}"[:20])
     for r, (name, row) in enumerate(cells.items(), start=1):
-        draw.text((8, head_h + r * (size + cap_h + pad) + size // 2 - 6), name, fill="black",
-                  font=font)
+        draw.text(
+            (8, head_h + r * (size + cap_h + pad) + size // 2 - 6), name, fill="black", font=font
+        )
         for c, (rgb, pred) in enumerate(row):
             value = smm.get(name, [None] * n_cols)[c]
             mark = "ok" if pred == int(test.labels[indices[c]]) else "x"
@@ -375,9 +447,14 @@ def commit_files(files: dict[Path, bytes]) -> None:
                 fh.write(payload)
 
 
-def write_report(spec: StudySpec, out: Path, records: list[dict[str, Any]],
-                 data: DatasetSplits, *,
-                 wall_seconds: float) -> tuple[list[dict[str, Any]], list[Path]]:
+def write_report(
+    spec: StudySpec,
+    out: Path,
+    records: list[dict[str, Any]],
+    data: DatasetSplits,
+    *,
+    wall_seconds: float,
+) -> tuple[list[dict[str, Any]], list[Path]]:
     """Render the whole report in memory, then commit it in one go. Returns the aggregated
     rows and the files written."""
     rows = aggregate(spec, records)
@@ -389,31 +466,52 @@ def write_report(spec: StudySpec, out: Path, records: list[dict[str, Any]],
         if runs:
             matrix = np.sum([np.asarray(r["confusion"]) for r in runs], axis=0)
             files[out / "confusion" / f"{name}.png"] = png_bytes(
-                confusion_image(matrix, test.class_names,
-                                f"{name}: test confusion ({len(runs)} seed(s))"), meta)
+                confusion_image(
+                    matrix, test.class_names, f"{name}: test confusion ({len(runs)} seed(s))"
+                ),
+                meta,
+            )
         histories = {s: _read_history(run_dir(out, name, s)) for s in spec.seeds}
         files[out / "curves" / f"{name}.png"] = png_bytes(
-            curves_image(histories, spec.epochs, name), meta)
+            curves_image(histories, spec.epochs, name), meta
+        )
     indices = figure_indices(test.labels, spec.figure_images, test.num_classes)
-    first = {r["preset"]: r.get("smm_per_image") or [] for r in records
-             if r["seed"] == spec.seeds[0]}
-    smm = {name: [vals[i] if i < len(vals) else None for i in indices]
-           for name, vals in first.items()}
-    caption = (f"{spec.method} (fusion {spec.fusion}, discard {spec.discard_ratio}, smoothing "
-               f"{spec.smoothing}); SMM threshold {spec.threshold}; seed {spec.seeds[0]}")
+    first = {
+        r["preset"]: r.get("smm_per_image") or [] for r in records if r["seed"] == spec.seeds[0]
+    }
+    smm = {
+        name: [vals[i] if i < len(vals) else None for i in indices] for name, vals in first.items()
+    }
+    caption = (
+        f"{spec.method} (fusion {spec.fusion}, discard {spec.discard_ratio}, smoothing "
+        f"{spec.smoothing}); SMM threshold {spec.threshold}; seed {spec.seeds[0]}"
+    )
     files[out / "saliency.png"] = png_bytes(
-        saliency_figure(test, indices, figure_cells(spec, out, test, indices), smm, caption),
-        meta)
+        saliency_figure(test, indices, figure_cells(spec, out, test, indices), smm, caption), meta
+    )
     figure_ids = [test.ids[i] for i in indices]
-    files[out / "report.md"] = report_markdown(spec, rows, records, data, wall_seconds,
-                                               figure_ids).encode()
+    files[out / "report.md"] = report_markdown(
+        spec, rows, records, data, wall_seconds, figure_ids
+    ).encode()
     files[out / "report.csv"] = report_csv(rows).encode()
-    files[out / "report.json"] = (to_json({
-        "study": spec.to_dict(), "training": spec.training_identity(),
-        "saliency_settings": spec.eval_settings(), "dataset": data.source,
-        "split_sizes": {k: len(data.split(k)) for k in ("train", "val", "test")},
-        "checkpoint": LAST, "wall_seconds": wall_seconds, "figure_images": figure_ids,
-        "figure_indices": indices, "rows": rows, "runs": records}) + "\n").encode()
+    files[out / "report.json"] = (
+        to_json(
+            {
+                "study": spec.to_dict(),
+                "training": spec.training_identity(),
+                "saliency_settings": spec.eval_settings(),
+                "dataset": data.source,
+                "split_sizes": {k: len(data.split(k)) for k in ("train", "val", "test")},
+                "checkpoint": LAST,
+                "wall_seconds": wall_seconds,
+                "figure_images": figure_ids,
+                "figure_indices": indices,
+                "rows": rows,
+                "runs": records,
+            }
+        )
+        + "\n"
+    ).encode()
     commit_files(files)
     return rows, sorted(files)
 
@@ -425,6 +523,17 @@ def _read_history(folder: Path) -> list[dict[str, Any]]:
         return []
 
 
-__all__ = ["COLUMNS", "PAPER_RESULTS", "aggregate", "commit_files", "confusion_image",
-           "curves_image", "figure_indices", "format_cell", "report_csv", "report_markdown",
-           "saliency_figure", "write_report"]
+__all__ = [
+    "COLUMNS",
+    "PAPER_RESULTS",
+    "aggregate",
+    "commit_files",
+    "confusion_image",
+    "curves_image",
+    "figure_indices",
+    "format_cell",
+    "report_csv",
+    "report_markdown",
+    "saliency_figure",
+    "write_report",
+]

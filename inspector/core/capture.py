@@ -86,7 +86,8 @@ class ViTAdapter:
     def __init__(self, model: VisionTransformer) -> None:
         if not isinstance(model, VisionTransformer):
             raise CaptureError(
-                f"ViTAdapter wraps an inspector VisionTransformer, got {type(model).__name__}")
+                f"ViTAdapter wraps an inspector VisionTransformer, got {type(model).__name__}"
+            )
         self.model = model
         cfg = model.cfg
         self.num_prefix_tokens: int = cfg.num_prefix_tokens
@@ -182,7 +183,8 @@ class Capture:
         if not 0 <= c < self.num_classes:
             raise CaptureError(
                 f"class index {class_index} is out of range for a model with "
-                f"{self.num_classes} classes (valid: 0..{self.num_classes - 1})")
+                f"{self.num_classes} classes (valid: 0..{self.num_classes - 1})"
+            )
         return c
 
     def has_gradients(self, class_index: int | None = None) -> bool:
@@ -217,7 +219,8 @@ def _check_input(x: torch.Tensor) -> torch.Tensor:
     if not x.is_floating_point():
         raise CaptureError(
             f"input must be a preprocessed float tensor, got dtype {x.dtype} (convert uint8 "
-            "images with the model's preprocessing first)")
+            "images with the model's preprocessing first)"
+        )
     return x
 
 
@@ -231,8 +234,10 @@ def _device(adapter: AttentionModel, x: torch.Tensor, device: torch.device | str
 def _check_output(adapter: AttentionModel, out: ModelOutput, batch: int) -> None:
     logits, attns = out.logits, out.attentions
     if logits.ndim != 2 or logits.shape[0] != batch:
-        raise CaptureError(f"adapter returned logits of shape {tuple(logits.shape)}, "
-                           f"expected ({batch}, num_classes)")
+        raise CaptureError(
+            f"adapter returned logits of shape {tuple(logits.shape)}, "
+            f"expected ({batch}, num_classes)"
+        )
     if len(attns) == 0:
         raise CaptureError("adapter returned no attention layers")
     rows, cols = adapter.grid_size
@@ -242,7 +247,8 @@ def _check_output(adapter: AttentionModel, out: ModelOutput, batch: int) -> None
             raise CaptureError(
                 f"attention of layer {i} has shape {tuple(a.shape)}, expected ({batch}, heads, "
                 f"{T}, {T}) for a {rows}x{cols} grid with {adapter.num_prefix_tokens} prefix "
-                "token(s)")
+                "token(s)"
+            )
 
 
 def capture_batch(
@@ -300,7 +306,8 @@ def capture(
     x = _check_input(x)
     if x.shape[0] != 1:
         raise CaptureError(
-            f"capture() takes one image, got a batch of {x.shape[0]}; use capture_batch()")
+            f"capture() takes one image, got a batch of {x.shape[0]}; use capture_batch()"
+        )
     return capture_batch(model, x, device=device)[0]
 
 
@@ -321,16 +328,17 @@ def _attention_gradients(
         score = out.logits.gather(1, idx[:, None]).sum()
         grads = torch.autograd.grad(score, out.attentions, allow_unused=True)
     layers = [
-        torch.zeros_like(a) if g is None else g
-        for a, g in zip(out.attentions, grads, strict=True)
+        torch.zeros_like(a) if g is None else g for a, g in zip(out.attentions, grads, strict=True)
     ]
     stacked = torch.stack([g.detach().float().cpu() for g in layers], dim=1)  # (B,L,h,T,T)
     return [stacked[i].clone() for i in range(stacked.shape[0])]
 
 
 def compute_gradients(
-    captures: Sequence[Capture], class_indices: Sequence[int | None] | None = None,
-    *, batch_size: int = 64,
+    captures: Sequence[Capture],
+    class_indices: Sequence[int | None] | None = None,
+    *,
+    batch_size: int = 64,
 ) -> list[torch.Tensor]:
     """Fill the gradient caches of many captures with batched backward passes.
 
@@ -352,8 +360,11 @@ def compute_gradients(
     if len(class_indices) != len(captures):
         raise CaptureError(f"got {len(class_indices)} class indices for {len(captures)} captures")
     classes = [c.resolve_class(k) for c, k in zip(captures, class_indices, strict=True)]
-    todo = [i for i, (cap, k) in enumerate(zip(captures, classes, strict=True))
-            if k not in cap._gradients]
+    todo = [
+        i
+        for i, (cap, k) in enumerate(zip(captures, classes, strict=True))
+        if k not in cap._gradients
+    ]
     if todo and any(captures[i].adapter is not captures[todo[0]].adapter for i in todo):
         raise CaptureError("compute_gradients needs captures taken with the same adapter")
     for start in range(0, len(todo), max(1, batch_size)):

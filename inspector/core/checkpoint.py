@@ -147,7 +147,8 @@ def _plain(value: Any, where: str) -> Any:
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
     raise CheckpointError(
         f"{where}: cannot store a {type(value).__name__} in a checkpoint; use numbers, "
-        "strings, lists and dicts")
+        "strings, lists and dicts"
+    )
 
 
 def _cpu_tensor(t: Tensor) -> Tensor:
@@ -157,8 +158,11 @@ def _cpu_tensor(t: Tensor) -> Tensor:
     cloned to keep the file small.
     """
     t = t.detach().cpu()
-    if (not t.is_contiguous() or t.storage_offset() != 0
-            or t.untyped_storage().nbytes() != t.numel() * t.element_size()):
+    if (
+        not t.is_contiguous()
+        or t.storage_offset() != 0
+        or t.untyped_storage().nbytes() != t.numel() * t.element_size()
+    ):
         t = t.contiguous().clone()
     return t
 
@@ -237,18 +241,20 @@ class Checkpoint:
             raise CheckpointError(f"config must be a ViTConfig, got {type(self.config).__name__}")
         if not isinstance(self.preprocess, Preprocess):
             raise CheckpointError(
-                f"preprocess must be a Preprocess, got {type(self.preprocess).__name__}")
+                f"preprocess must be a Preprocess, got {type(self.preprocess).__name__}"
+            )
         names = self.class_names
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
             raise CheckpointError("class_names must be a list of strings")
         if len(names) != self.config.num_classes:
             raise CheckpointError(
-                f"{len(names)} class names for a model with num_classes="
-                f"{self.config.num_classes}")
+                f"{len(names)} class names for a model with num_classes={self.config.num_classes}"
+            )
         if self.preprocess.image_size != self.config.image_size:
             raise CheckpointError(
                 f"preprocess.image_size {self.preprocess.image_size} differs from the model's "
-                f"image_size {self.config.image_size}")
+                f"image_size {self.config.image_size}"
+            )
         bad = [k for k, v in self.state_dict.items() if not isinstance(v, Tensor)]
         if bad:
             raise CheckpointError(f"state_dict values must be tensors; not for: {_listing(bad)}")
@@ -312,7 +318,8 @@ class Checkpoint:
             class_names=[str(n) for n in class_names],
             preprocess=preprocess,
             train_config=_plain(dict(train_config), "train_config")
-            if train_config is not None else None,
+            if train_config is not None
+            else None,
             history=_plain(list(history or []), "history"),
             provenance={**default_provenance(), **_plain(dict(provenance or {}), "provenance")},
         )
@@ -403,11 +410,13 @@ def _check_torch_zip(p: Path) -> None:
         raise CheckpointError(
             f"{p} is a TorchScript archive (torch.jit.save), not a vit-inspector checkpoint; "
             "it holds compiled code, which is never run here; save the model's state_dict "
-            "instead")
+            "instead"
+        )
     if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
         raise CheckpointError(
             f"{p} is not a checkpoint: it is a zip archive but not one written by torch.save "
-            "(no data.pkl inside)")
+            "(no data.pkl inside)"
+        )
 
 
 def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
@@ -441,7 +450,8 @@ def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
         if not zipfile.is_zipfile(p):
             raise CheckpointError(
                 f"{p} is truncated or corrupt: the zip archive's directory is missing "
-                "(was the file cut short while copying or saving?)")
+                "(was the file cut short while copying or saving?)"
+            )
         _check_torch_zip(p)
     elif head.startswith(_TORCH_LEGACY_MAGIC):
         pass  # torch's legacy pickle-based format; torch.load checks it safely
@@ -449,15 +459,18 @@ def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
         raise CheckpointError(
             f"refused to load {p}: it is a plain Python pickle, not a PyTorch file; pickled "
             "Python objects could run code when loaded; save a state_dict with torch.save "
-            "instead")
+            "instead"
+        )
     elif _is_safetensors(head):
         raise CheckpointError(
             f"{p} is a safetensors file, not a vit-inspector checkpoint; foreign weights are "
-            "opened via the importer (inspector.core.interop)")
+            "opened via the importer (inspector.core.interop)"
+        )
     else:
         raise CheckpointError(
             f"{p} is not a checkpoint: it looks like {_describe_foreign(head)}, not a file "
-            "written by torch.save")
+            "written by torch.save"
+        )
 
     try:
         with warnings.catch_warnings():
@@ -472,13 +485,15 @@ def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
             raise CheckpointError(
                 f"refused to load {p}: the file contains pickled Python objects{what}, which "
                 "could run code when loaded; save a state_dict instead (tensors, numbers, "
-                "strings, lists and dicts only)") from exc
+                "strings, lists and dicts only)"
+            ) from exc
         raise CheckpointError(f"{p} is corrupt or not a checkpoint: {_first_line(text)}") from exc
     except (EOFError, OSError, RuntimeError, ValueError, KeyError, IndexError) as exc:
         # zip member CRC errors, a legacy file cut short (EOFError), bad storage offsets.
         raise CheckpointError(
             f"{p} is truncated or corrupt and cannot be read: "
-            f"{type(exc).__name__}: {_first_line(str(exc))}") from exc
+            f"{type(exc).__name__}: {_first_line(str(exc))}"
+        ) from exc
 
 
 def _first_line(text: str) -> str:
@@ -494,14 +509,17 @@ def _foreign_layout_message(p: Path, obj: Any) -> str:
             return (
                 f"{p} is a PyTorch file but not a vit-inspector checkpoint: it looks like a "
                 f"plain state_dict ({len(keys)} tensors, e.g. {_listing(keys[:3])}); foreign "
-                "state dicts are opened via the importer (inspector.core.interop)")
+                "state dicts are opened via the importer (inspector.core.interop)"
+            )
         return (
             f"{p} is a PyTorch file but not a vit-inspector checkpoint (no "
             f"format={FORMAT_NAME!r} entry; top-level keys: {_listing(keys)}); foreign "
-            "checkpoints are opened via the importer (inspector.core.interop)")
+            "checkpoints are opened via the importer (inspector.core.interop)"
+        )
     return (
         f"{p} is a PyTorch file but not a vit-inspector checkpoint: it holds a "
-        f"{type(obj).__name__}, not a dict")
+        f"{type(obj).__name__}, not a dict"
+    )
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Checkpoint:
@@ -528,9 +546,13 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Ch
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{p} has vit-inspector format version {version!r}; this code reads version "
-            f"{FORMAT_VERSION}" + (" (it was written by a newer ViT Inspector; upgrade)"
-                                   if isinstance(version, int) and version > FORMAT_VERSION
-                                   else ""))
+            f"{FORMAT_VERSION}"
+            + (
+                " (it was written by a newer ViT Inspector; upgrade)"
+                if isinstance(version, int) and version > FORMAT_VERSION
+                else ""
+            )
+        )
     missing = [k for k in _REQUIRED_KEYS if k not in obj]
     if missing:
         raise CheckpointError(f"{p} is a malformed checkpoint: missing {', '.join(missing)}")
@@ -554,7 +576,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Ch
     ckpt = Checkpoint(
         config=config,
         state_dict=dict(state_dict),
-        class_names=list(obj["class_names"]) if isinstance(obj["class_names"], (list, tuple))
+        class_names=list(obj["class_names"])
+        if isinstance(obj["class_names"], (list, tuple))
         else obj["class_names"],
         preprocess=preprocess,
         train_config=obj.get("train_config"),

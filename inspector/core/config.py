@@ -57,8 +57,15 @@ class ViTConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("image_size", "patch_size", "in_channels", "num_classes", "hidden_size",
-                     "depth", "num_heads"):
+        for name in (
+            "image_size",
+            "patch_size",
+            "in_channels",
+            "num_classes",
+            "hidden_size",
+            "depth",
+            "num_heads",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
@@ -66,13 +73,16 @@ class ViTConfig:
             raise ConfigError("; ".join(problems))
         if self.image_size % self.patch_size:
             problems.append(
-                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
         if self.hidden_size % self.num_heads:
             problems.append(
-                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
         if self.pos_encoding not in POS_ENCODINGS:
             problems.append(
-                f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
+                f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}"
+            )
         if self.activation not in ACTIVATIONS:
             problems.append(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.mlp_ratio <= 0:
@@ -192,8 +202,9 @@ class TrainConfig:
         if self.optimizer not in ("adamw", "adam"):
             problems.append(f"optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
-            problems.append(f"grad_clip must be positive or None (no clipping), got "
-                            f"{self.grad_clip}")
+            problems.append(
+                f"grad_clip must be positive or None (no clipping), got {self.grad_clip}"
+            )
         if problems:
             raise ConfigError("; ".join(problems))
 

@@ -42,25 +42,44 @@ class EvaluationResult:
 
     def summary_markdown(self) -> str:
         s = self.summary
-        lines = [f"accuracy {s['accuracy']:.4f} over {s['images']} images "
-                 f"({self.images_per_second:.1f} images/s)", ""]
+        lines = [
+            f"accuracy {s['accuracy']:.4f} over {s['images']} images "
+            f"({self.images_per_second:.1f} images/s)",
+            "",
+        ]
         if s.get("methods"):
             present = {k for per in s["methods"].values() for k in per}
-            metrics = [m for m in ("smm", "pointing_game", "relevance_mass",
-                                   "relevance_rank_accuracy", "miou", "map", "deletion_auc",
-                                   "insertion_auc") if m in present]
+            metrics = [
+                m
+                for m in (
+                    "smm",
+                    "pointing_game",
+                    "relevance_mass",
+                    "relevance_rank_accuracy",
+                    "miou",
+                    "map",
+                    "deletion_auc",
+                    "insertion_auc",
+                )
+                if m in present
+            ]
             lines.append("| method | " + " | ".join(metrics) + " |")
             lines.append("|---" * (len(metrics) + 1) + "|")
             for method, per in s["methods"].items():
                 cells = []
                 for m in metrics:
                     stat = per.get(m)
-                    cells.append("n/a" if not stat or stat["mean"] is None
-                                 else f"{stat['mean']:.3f} ± {stat['std']:.3f}")
+                    cells.append(
+                        "n/a"
+                        if not stat or stat["mean"] is None
+                        else f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+                    )
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
             lines.append("")
-            lines.append(f"SMM threshold {self.settings['threshold']}; mean ± standard deviation "
-                         f"over images where the metric is defined.")
+            lines.append(
+                f"SMM threshold {self.settings['threshold']}; mean ± standard deviation "
+                f"over images where the metric is defined."
+            )
         return "\n".join(lines)
 
 
@@ -74,8 +93,9 @@ def _mask_to(mask: np.ndarray, loaded: LoadedModel) -> np.ndarray:
 
 
 def _stats(values: Sequence[Any]) -> dict[str, Any]:
-    defined = [float(v) for v in values if v is not None and not (isinstance(v, float)
-                                                                   and math.isnan(v))]
+    defined = [
+        float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))
+    ]
     if not defined:
         return {"mean": None, "std": None, "defined": 0}
     arr = np.asarray(defined, dtype=np.float64)
@@ -118,6 +138,7 @@ def evaluate_saliency(
     def predict(batch: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, K) probabilities
         out = model(batch.to(loaded.device)).float().cpu()
         return out if cfg.output_softmax else out.softmax(dim=-1)
+
     for start in range(0, len(data), batch_size):
         stop = min(start + batch_size, len(data))
         images = data.images[start:stop].permute(0, 2, 3, 1).numpy()  # (b, H, W, 3) uint8
@@ -129,22 +150,34 @@ def evaluate_saliency(
         for j, cap in enumerate(caps):
             i = start + j
             label = int(data.labels[i])
-            row: dict[str, Any] = {"id": data.ids[i], "label": label,
-                                   "predicted": cap.predicted_class,
-                                   "correct": int(cap.predicted_class == label),
-                                   "probability": float(cap.probabilities[cap.predicted_class])}
+            row: dict[str, Any] = {
+                "id": data.ids[i],
+                "label": label,
+                "predicted": cap.predicted_class,
+                "correct": int(cap.predicted_class == label),
+                "probability": float(cap.probabilities[cap.predicted_class]),
+            }
             mask = None if data.masks is None else _mask_to(data.masks[i].numpy(), loaded)
             for method in methods if (mask is not None or faithfulness_steps) else ():
-                _, full = saliency_image(cap, settings.replace(method=method),
-                                         image_size=cfg.image_size,
-                                         patch_size=cfg.patch_size, smoothing=smoothing)
+                _, full = saliency_image(
+                    cap,
+                    settings.replace(method=method),
+                    image_size=cfg.image_size,
+                    patch_size=cfg.patch_size,
+                    smoothing=smoothing,
+                )
                 if mask is not None:
                     for key, value in localisation_metrics(full, mask, threshold).items():
                         row[f"{method}/{key}"] = value
                 if faithfulness_steps:
-                    auc = deletion_insertion(predict, x[j], full, steps=faithfulness_steps,
-                                             class_index=cap.predicted_class,
-                                             batch_size=batch_size)
+                    auc = deletion_insertion(
+                        predict,
+                        x[j],
+                        full,
+                        steps=faithfulness_steps,
+                        class_index=cap.predicted_class,
+                        batch_size=batch_size,
+                    )
                     row[f"{method}/deletion_auc"] = auc["deletion_auc"]
                     row[f"{method}/insertion_auc"] = auc["insertion_auc"]
             rows.append(row)
@@ -152,10 +185,16 @@ def evaluate_saliency(
             progress(stop, f"{stop}/{len(data)} images")
     seconds = time.perf_counter() - started
     result = EvaluationResult(
-        rows=rows, methods=list(methods),
-        settings={**settings.to_dict(), "smoothing": smoothing, "threshold": threshold,
-                  "methods": list(methods)},
-        images_per_second=len(data) / max(seconds, 1e-9))
+        rows=rows,
+        methods=list(methods),
+        settings={
+            **settings.to_dict(),
+            "smoothing": smoothing,
+            "threshold": threshold,
+            "methods": list(methods),
+        },
+        images_per_second=len(data) / max(seconds, 1e-9),
+    )
     result.summary = _summarise(result)
     return result
 
@@ -172,8 +211,9 @@ def _summarise(result: EvaluationResult) -> dict[str, Any]:
     for method in result.methods:
         keys = sorted({k.split("/", 1)[1] for r in rows for k in r if k.startswith(method + "/")})
         if keys:
-            summary["methods"][method] = {k: _stats([r.get(f"{method}/{k}") for r in rows])
-                                          for k in keys}
+            summary["methods"][method] = {
+                k: _stats([r.get(f"{method}/{k}") for r in rows]) for k in keys
+            }
     return summary
 
 
@@ -190,4 +230,3 @@ def write_evaluation(result: EvaluationResult, out: Path, *, overwrite: bool = F
     save_text(out / "per_image.csv", buf.getvalue(), overwrite=overwrite)
     save_json(out / "summary.json", result.summary, overwrite=overwrite)
     save_text(out / "summary.md", result.summary_markdown() + "\n", overwrite=overwrite)
-

@@ -45,9 +45,14 @@ class LoadedModel:
         return self.path.name if self.path else "model"
 
 
-def open_model(path: str | os.PathLike, *, device: str | torch.device = "cpu",
-               heads: int | None = None, options: LoadOptions | None = None,
-               **overrides: Any) -> LoadedModel:
+def open_model(
+    path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    heads: int | None = None,
+    options: LoadOptions | None = None,
+    **overrides: Any,
+) -> LoadedModel:
     """Open any checkpoint the app understands (ours or a foreign ViT) and build its model.
 
     Args:
@@ -106,8 +111,14 @@ def capture_image(loaded: LoadedModel, image: PreparedImage) -> Capture:
     return capture(loaded.model, image.tensor, device=loaded.device)
 
 
-def saliency_image(cap: Capture, settings: MapSettings, *, image_size: int, patch_size: int,
-                   smoothing: Smoothing = "none") -> tuple[np.ndarray, np.ndarray]:
+def saliency_image(
+    cap: Capture,
+    settings: MapSettings,
+    *,
+    image_size: int,
+    patch_size: int,
+    smoothing: Smoothing = "none",
+) -> tuple[np.ndarray, np.ndarray]:
     """The patch-grid map and the map at image resolution, both float32 in [0, 1].
 
     Returns:
@@ -171,9 +182,15 @@ class ExplorerMaps:
         return float(np.log(self.num_tokens))
 
 
-def explorer_maps(cap: Capture, *, query: int = 0, fusion: str = "mean",
-                  discard_ratio: float = 0.0, residual: bool | None = None,
-                  legacy_normalisation: bool = False) -> ExplorerMaps:
+def explorer_maps(
+    cap: Capture,
+    *,
+    query: int = 0,
+    fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    residual: bool | None = None,
+    legacy_normalisation: bool = False,
+) -> ExplorerMaps:
     """Per layer: every head's attention row of ``query``, the fused heads, and the rollout of
     layers ``0..l`` (``R_l = Ã_l ··· Ã_0``, row ``query``), for the explorer grid.
 
@@ -197,11 +214,18 @@ def explorer_maps(cap: Capture, *, query: int = 0, fusion: str = "mean",
     rows, cols = cap.grid_size
     heads = attn[:, :, query, :].astype(np.float64)  # (L, h, T): the query's row per head
     # Fusing the heads of row q equals row q of the fused matrix (the fusion is elementwise).
-    fused = {"mean": heads.mean(axis=1), "max": heads.max(axis=1),
-             "min": heads.min(axis=1)}[fusion]  # (L, T)
-    mats = np.asarray(rollout_layers(attn, fusion=fusion, discard_ratio=discard_ratio,
-                                     residual=cap.residual if residual is None else residual,
-                                     legacy_normalisation=legacy_normalisation))  # (L, T, T)
+    fused = {"mean": heads.mean(axis=1), "max": heads.max(axis=1), "min": heads.min(axis=1)}[
+        fusion
+    ]  # (L, T)
+    mats = np.asarray(
+        rollout_layers(
+            attn,
+            fusion=fusion,
+            discard_ratio=discard_ratio,
+            residual=cap.residual if residual is None else residual,
+            legacy_normalisation=legacy_normalisation,
+        )
+    )  # (L, T, T)
     # Row q of R_l = Ã_l ··· Ã_0 as a vector chain, v <- v Ã_k for k = l..0: O(L^2 T^2) in all
     # instead of O(L T^3) for the matrix products.
     roll = np.empty((L, T))
@@ -217,6 +241,11 @@ def explorer_maps(cap: Capture, *, query: int = 0, fusion: str = "mean",
     maps = np.divide(raw, top, out=np.zeros_like(raw), where=top > 0)
     logp = np.log(heads, out=np.zeros_like(heads), where=heads > 0)
     entropy = -(heads * logp).sum(axis=-1)  # (L, h)
-    return ExplorerMaps(maps.astype(np.float32), raw.astype(np.float32),
-                        entropy.astype(np.float32),
-                        int(query), fusion, int(T))
+    return ExplorerMaps(
+        maps.astype(np.float32),
+        raw.astype(np.float32),
+        entropy.astype(np.float32),
+        int(query),
+        fusion,
+        int(T),
+    )

@@ -59,8 +59,13 @@ def png_bytes(rgb: np.ndarray, metadata: Mapping[str, Any] | None = None) -> byt
     return buf.getvalue()
 
 
-def save_png(path: str | os.PathLike, rgb: np.ndarray, metadata: Mapping[str, Any] | None = None,
-             *, overwrite: bool = False) -> Path:
+def save_png(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
     atomic_write_bytes(path, png_bytes(rgb, metadata), overwrite=overwrite)
     return Path(path)
 
@@ -96,5 +101,6 @@ def check_writable(paths: list[Path], *, overwrite: bool) -> None:
     existing = [str(p) for p in paths if p.exists()]
     if existing:
         more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-        raise FileExistsError(f"{', '.join(existing[:3])}{more} exist(s); pass --overwrite to "
-                              f"replace")
+        raise FileExistsError(
+            f"{', '.join(existing[:3])}{more} exist(s); pass --overwrite to replace"
+        )

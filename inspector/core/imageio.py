@@ -29,7 +29,16 @@ __all__ = ["IMAGE_SUFFIXES", "ImageReadError", "read_image", "read_mask", "is_im
 
 #: File suffixes (lower case) that the readers accept.
 IMAGE_SUFFIXES: tuple[str, ...] = (
-    ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".gif",
+    ".ppm",
+    ".pgm",
 )
 
 

@@ -96,8 +96,10 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
         raise LoadOptionsError(f"class names file {p} is empty; write one name per line")
     blank = [i + 1 for i, n in enumerate(names) if not n]
     if blank:
-        raise LoadOptionsError(f"class names file {p} has a blank line at line {blank[0]}; "
-                               "write exactly one name per line, in output order")
+        raise LoadOptionsError(
+            f"class names file {p} has a blank line at line {blank[0]}; "
+            "write exactly one name per line, in output order"
+        )
     return names
 
 
@@ -130,15 +132,20 @@ class LoadOptions:
         if self.heads is not None and (not isinstance(self.heads, int) or self.heads < 1):
             raise LoadOptionsError(f"heads must be a positive whole number, got {self.heads!r}")
         if self.normalisation not in ("auto", *NORMALISATIONS):
-            raise LoadOptionsError(f"unknown normalisation {self.normalisation!r}; choose from "
-                                   f"auto, {', '.join(NORMALISATIONS)}")
-        if self.policy not in POLICIES:
-            raise LoadOptionsError(f"unknown resize policy {self.policy!r}; choose from "
-                                   f"{', '.join(POLICIES)}")
-        if self.image_size is not None and (not isinstance(self.image_size, int)
-                                            or self.image_size < 1):
             raise LoadOptionsError(
-                f"image size must be a positive whole number, got {self.image_size!r}")
+                f"unknown normalisation {self.normalisation!r}; choose from "
+                f"auto, {', '.join(NORMALISATIONS)}"
+            )
+        if self.policy not in POLICIES:
+            raise LoadOptionsError(
+                f"unknown resize policy {self.policy!r}; choose from {', '.join(POLICIES)}"
+            )
+        if self.image_size is not None and (
+            not isinstance(self.image_size, int) or self.image_size < 1
+        ):
+            raise LoadOptionsError(
+                f"image size must be a positive whole number, got {self.image_size!r}"
+            )
         if self.class_names is not None:
             names = tuple(str(n) for n in self.class_names)
             if not names:
@@ -216,17 +223,25 @@ def apply_options(ckpt: Checkpoint, options: LoadOptions) -> Checkpoint:
 
     cfg = ckpt.config
     if options.heads is not None and options.heads != cfg.num_heads:
-        raise LoadOptionsError(f"{options.heads} heads were given (--heads / the load "
-                               f"dialog) but the checkpoint records {cfg.num_heads} heads")
+        raise LoadOptionsError(
+            f"{options.heads} heads were given (--heads / the load "
+            f"dialog) but the checkpoint records {cfg.num_heads} heads"
+        )
     if options.residual is not None and options.residual != cfg.residual:
-        raise LoadOptionsError(f"residual connections {'on' if options.residual else 'off'} were "
-                               f"given (--residual / the load dialog) but the checkpoint "
-                               f"records them {'on' if cfg.residual else 'off'}")
-    out = Checkpoint(config=cfg, state_dict=dict(ckpt.state_dict),
-                     class_names=list(ckpt.class_names),
-                     preprocess=_preprocess_with(ckpt.preprocess, options),
-                     train_config=ckpt.train_config, history=list(ckpt.history),
-                     provenance=dict(ckpt.provenance))
+        raise LoadOptionsError(
+            f"residual connections {'on' if options.residual else 'off'} were "
+            f"given (--residual / the load dialog) but the checkpoint "
+            f"records them {'on' if cfg.residual else 'off'}"
+        )
+    out = Checkpoint(
+        config=cfg,
+        state_dict=dict(ckpt.state_dict),
+        class_names=list(ckpt.class_names),
+        preprocess=_preprocess_with(ckpt.preprocess, options),
+        train_config=ckpt.train_config,
+        history=list(ckpt.history),
+        provenance=dict(ckpt.provenance),
+    )
     if options.image_size is not None and options.image_size != cfg.image_size:
         out = resample_pos_embed(out, options.image_size)
     if not options.is_default:
@@ -234,8 +249,13 @@ def apply_options(ckpt: Checkpoint, options: LoadOptions) -> Checkpoint:
     return out
 
 
-def load_with_options(path: str | os.PathLike, options: LoadOptions | None = None, *,
-                      device: str | torch.device = "cpu", **overrides: Any) -> Checkpoint:
+def load_with_options(
+    path: str | os.PathLike,
+    options: LoadOptions | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    **overrides: Any,
+) -> Checkpoint:
     """Open any supported checkpoint with the user's options applied.
 
     Args:
@@ -264,11 +284,14 @@ def describe(ckpt: Checkpoint) -> str:
     """One line about what was opened: family, size, input pipeline (for the CLI)."""
     cfg, pre = ckpt.config, ckpt.preprocess
     family = ckpt.provenance.get("imported_from", "vit-inspector")
-    crop = f"resize {pre.resize_size or 'S/0.875'} + crop" if pre.policy == "resize_crop" \
-        else "resize"
-    return (f"{family}: {cfg.depth} blocks x {cfg.num_heads} heads, width {cfg.hidden_size}, "
-            f"{cfg.image_size}px / patch {cfg.patch_size}, {cfg.num_classes} classes; input "
-            f"{crop}, mean {_fmt(pre.mean)} std {_fmt(pre.std)}")
+    crop = (
+        f"resize {pre.resize_size or 'S/0.875'} + crop" if pre.policy == "resize_crop" else "resize"
+    )
+    return (
+        f"{family}: {cfg.depth} blocks x {cfg.num_heads} heads, width {cfg.hidden_size}, "
+        f"{cfg.image_size}px / patch {cfg.patch_size}, {cfg.num_classes} classes; input "
+        f"{crop}, mean {_fmt(pre.mean)} std {_fmt(pre.std)}"
+    )
 
 
 def _fmt(values: Sequence[float]) -> str:

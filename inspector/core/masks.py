@@ -126,8 +126,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise MaskError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     if _CLS_KEY not in obj:
-        raise MaskError(
-            f"{path} is not a Mask R-CNN state dict: key {_CLS_KEY!r} is missing")
+        raise MaskError(f"{path} is not a Mask R-CNN state dict: key {_CLS_KEY!r} is missing")
     return obj
 
 
@@ -170,8 +169,10 @@ class MaskRCNNSegmenter:
         from torchvision.models import detection
 
         if variant not in MASKRCNN_VARIANTS:
-            raise MaskError(f"unknown Mask R-CNN variant {variant!r}; choose from "
-                            f"{', '.join(MASKRCNN_VARIANTS)}")
+            raise MaskError(
+                f"unknown Mask R-CNN variant {variant!r}; choose from "
+                f"{', '.join(MASKRCNN_VARIANTS)}"
+            )
         for name, v in (("score_threshold", score_threshold), ("mask_threshold", mask_threshold)):
             if not 0.0 <= float(v) <= 1.0:
                 raise MaskError(f"{name} must lie in [0, 1], got {v!r}")
@@ -186,15 +187,22 @@ class MaskRCNNSegmenter:
         # torchvision drops boxes under its own box_score_thresh (0.05) before we see them:
         # lower it to ours so that score_threshold alone decides.
         model_kwargs.setdefault("box_score_thresh", min(self.score_threshold, 0.05))
-        model = builder(weights=None, weights_backbone=None, num_classes=self.num_classes,
-                        min_size=min_size, max_size=max_size, **model_kwargs)
+        model = builder(
+            weights=None,
+            weights_backbone=None,
+            num_classes=self.num_classes,
+            min_size=min_size,
+            max_size=max_size,
+            **model_kwargs,
+        )
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[:4]
             raise MaskError(
                 f"{path} does not match torchvision's {variant} with {self.num_classes} classes "
-                f"(wrong variant or not a Mask R-CNN file): {' '.join(first)}") from exc
+                f"(wrong variant or not a Mask R-CNN file): {' '.join(first)}"
+            ) from exc
         self.model = model.eval().to(self.device)
         self.categories: list[str] | None = None
         if self.num_classes == 91:
@@ -237,8 +245,9 @@ class MaskRCNNSegmenter:
         instance_masks = (probs > self.mask_threshold).numpy()
         detections = [
             (int(lab), float(sc), tuple(float(v) for v in box))
-            for lab, sc, box in zip(labels.tolist(), scores[keep].tolist(), boxes.tolist(),
-                                    strict=True)
+            for lab, sc, box in zip(
+                labels.tolist(), scores[keep].tolist(), boxes.tolist(), strict=True
+            )
         ]
         if instance is None:
             mask = instance_masks.any(axis=0) if len(detections) else np.zeros((h, w), bool)
@@ -246,7 +255,11 @@ class MaskRCNNSegmenter:
             if not 0 <= int(instance) < len(detections):
                 raise MaskError(
                     f"instance {instance} out of range: {len(detections)} detection(s) with "
-                    f"score >= {self.score_threshold}")
+                    f"score >= {self.score_threshold}"
+                )
             mask = instance_masks[int(instance)].copy()
-        return MaskResult(mask=np.ascontiguousarray(mask, dtype=bool), detections=detections,
-                          instance_masks=instance_masks.reshape(-1, h, w))
+        return MaskResult(
+            mask=np.ascontiguousarray(mask, dtype=bool),
+            detections=detections,
+            instance_masks=instance_masks.reshape(-1, h, w),
+        )

@@ -65,8 +65,9 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=cfg.qkv_bias)
         self.attn_drop = nn.Dropout(cfg.attn_dropout)
         # The paper's model has no output projection after attention; library ViTs do.
-        self.proj = (nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.attn_out_proj
-                     else nn.Identity())
+        self.proj = (
+            nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.attn_out_proj else nn.Identity()
+        )
         self.proj_drop = nn.Dropout(cfg.dropout)
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -152,8 +153,9 @@ class VisionTransformer(nn.Module):
             self.register_buffer("pos_embed", sincos_table(T, D)[None])  # (1, T, D)
         elif cfg.pos_encoding == "integer":
             # The token index added to every channel (the paper's (T, 1) table).
-            self.register_buffer("pos_embed",
-                                 torch.arange(T, dtype=torch.float32, device="cpu")[:, None])
+            self.register_buffer(
+                "pos_embed", torch.arange(T, dtype=torch.float32, device="cpu")[:, None]
+            )
         else:
             self.pos_embed = None
         self.pos_drop = nn.Dropout(cfg.dropout)
@@ -187,7 +189,8 @@ class VisionTransformer(nn.Module):
         if x.shape[-2:] != (self.cfg.image_size, self.cfg.image_size):
             raise ValueError(
                 f"expected {self.cfg.image_size}x{self.cfg.image_size} input, got "
-                f"{tuple(x.shape[-2:])}")
+                f"{tuple(x.shape[-2:])}"
+            )
         tokens = self.patch_embed(x)  # (B, N, D)
         B = tokens.shape[0]
         prefix = [self.cls_token.expand(B, -1, -1)]

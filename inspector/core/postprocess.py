@@ -69,9 +69,9 @@ def _bilinear_taps_cached(n_in: int, n_out: int, dtype: type) -> tuple[np.ndarra
     return taps
 
 
-def bilinear_taps(n_in: int, n_out: int,
-                  dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                     np.ndarray]:
+def bilinear_taps(
+    n_in: int, n_out: int, dtype: type = np.float32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The two taps of 1-D bilinear enlarging with half-pixel centres (``align_corners=False``).
 
     Output sample ``i`` reads the source position ``x = max((i + 1/2) n_in / n_out - 1/2, 0)``
@@ -90,13 +90,13 @@ def bilinear_taps(n_in: int, n_out: int,
         ``(i0, i1, w0, w1)``, each ``(n_out,)``: indices (intp) and weights ``1 - λ``, ``λ``.
     """
     if not 1 <= n_in <= n_out:
-        raise PostprocessError(f"bilinear taps enlarge: need 1 <= n_in <= n_out, got "
-                               f"{n_in} -> {n_out}")
+        raise PostprocessError(
+            f"bilinear taps enlarge: need 1 <= n_in <= n_out, got {n_in} -> {n_out}"
+        )
     return _bilinear_taps_cached(int(n_in), int(n_out), np.dtype(dtype).type)
 
 
-def upsample(saliency: Any, size: int | tuple[int, int], *,
-             dtype: type = np.float32) -> np.ndarray:
+def upsample(saliency: Any, size: int | tuple[int, int], *, dtype: type = np.float32) -> np.ndarray:
     """Bilinear resampling of a ``(gh, gw)`` map to ``size`` = ``(H, W)`` (or one int).
 
     ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``: pixel centres
@@ -192,8 +192,10 @@ def normalise(saliency: Any) -> np.ndarray:
     Raises:
         PostprocessError: the map holds NaN or infinity.
     """
-    a = np.asarray(saliency.detach().cpu().numpy() if isinstance(saliency, torch.Tensor)
-                   else saliency, dtype=np.float32)
+    a = np.asarray(
+        saliency.detach().cpu().numpy() if isinstance(saliency, torch.Tensor) else saliency,
+        dtype=np.float32,
+    )
     if a.size == 0:
         return a.copy()
     # One min and one max serve the finiteness check (a NaN propagates into both, an infinity
@@ -226,7 +228,8 @@ def image_map(
     """
     if smoothing not in SMOOTHINGS:
         raise PostprocessError(
-            f"unknown smoothing {smoothing!r}; choose from: {', '.join(SMOOTHINGS)}")
+            f"unknown smoothing {smoothing!r}; choose from: {', '.join(SMOOTHINGS)}"
+        )
     grid = _as_map(map_grid)
     h, w = _size(image_size)
     if smoothing == "paper":
@@ -273,12 +276,14 @@ def _lut(cmap: str | np.ndarray) -> np.ndarray:
     if isinstance(cmap, str):
         if cmap not in COLORMAPS:
             raise PostprocessError(
-                f"unknown colormap {cmap!r}; choose from: {', '.join(sorted(COLORMAPS))}")
+                f"unknown colormap {cmap!r}; choose from: {', '.join(sorted(COLORMAPS))}"
+            )
         return COLORMAPS[cmap]
     lut = np.asarray(cmap)
     if lut.shape != (256, 3) or lut.dtype != np.uint8:
-        raise PostprocessError(f"a colormap table must be (256, 3) uint8, got {lut.shape} "
-                               f"{lut.dtype}")
+        raise PostprocessError(
+            f"a colormap table must be (256, 3) uint8, got {lut.shape} {lut.dtype}"
+        )
     return lut
 
 

@@ -45,7 +45,8 @@ def _resize_size(pre: Preprocess) -> int:
     size = pre.resize_size if pre.resize_size is not None else round(pre.image_size / CROP_FRACTION)
     if size < pre.image_size:
         raise PreprocessError(
-            f"resize_size {size} is smaller than the crop image_size {pre.image_size}")
+            f"resize_size {size} is smaller than the crop image_size {pre.image_size}"
+        )
     return int(size)
 
 
@@ -59,7 +60,8 @@ def resized_size(height: int, width: int, pre: Preprocess) -> tuple[int, int]:
         return pre.image_size, pre.image_size
     if pre.policy != "resize_crop":
         raise PreprocessError(
-            f"unknown resize policy {pre.policy!r}; use 'resize' or 'resize_crop'")
+            f"unknown resize policy {pre.policy!r}; use 'resize' or 'resize_crop'"
+        )
     r = _resize_size(pre)
     if height <= width:
         return r, int(r * width / height)
@@ -103,7 +105,8 @@ def prepare_image(image: np.ndarray, preprocess: Preprocess) -> np.ndarray:
     _check_image(image)
     if preprocess.interpolation not in _RESAMPLE:
         raise PreprocessError(
-            f"unknown interpolation {preprocess.interpolation!r}; use one of {tuple(_RESAMPLE)}")
+            f"unknown interpolation {preprocess.interpolation!r}; use one of {tuple(_RESAMPLE)}"
+        )
     h, w = image.shape[:2]
     h2, w2 = resized_size(h, w, preprocess)
     if (h2, w2) == (h, w):
@@ -132,13 +135,15 @@ def normalise_uint8(
         ``(N, C, H, W)`` float32 on ``batch.device``.
     """
     if not isinstance(batch, torch.Tensor) or batch.dtype != torch.uint8 or batch.ndim != 4:
-        desc = (f"{batch.dtype} tensor of shape {tuple(batch.shape)}"
-                if isinstance(batch, torch.Tensor) else type(batch).__name__)
+        desc = (
+            f"{batch.dtype} tensor of shape {tuple(batch.shape)}"
+            if isinstance(batch, torch.Tensor)
+            else type(batch).__name__
+        )
         raise PreprocessError(f"expected an (N, C, H, W) uint8 tensor, got a {desc}")
     c = batch.shape[1]
     if len(mean) != c or len(std) != c:
-        raise PreprocessError(
-            f"{c} channels but {len(mean)} means and {len(std)} stds")
+        raise PreprocessError(f"{c} channels but {len(mean)} means and {len(std)} stds")
     if any(s <= 0 for s in std):
         raise PreprocessError(f"std must be positive, got {tuple(std)}")
     std64 = torch.tensor(std, dtype=torch.float64)
@@ -164,7 +169,8 @@ def to_tensor(images: np.ndarray | torch.Tensor, preprocess: Preprocess) -> torc
         if images.dtype != torch.uint8 or images.ndim not in (3, 4) or images.shape[-3] != 3:
             raise PreprocessError(
                 "expected an (N, 3, H, W) or (3, H, W) uint8 tensor, got a "
-                f"{images.dtype} tensor of shape {tuple(images.shape)}")
+                f"{images.dtype} tensor of shape {tuple(images.shape)}"
+            )
         batch = images if images.ndim == 4 else images[None]  # (N, 3, H, W)
         if preprocess.policy == "resize" and tuple(batch.shape[-2:]) == (s, s):
             return normalise_uint8(batch, preprocess.mean, preprocess.std)  # no resampling
@@ -174,12 +180,14 @@ def to_tensor(images: np.ndarray | torch.Tensor, preprocess: Preprocess) -> torc
         return normalise_uint8(out, preprocess.mean, preprocess.std)
     if not isinstance(images, np.ndarray):
         raise PreprocessError(
-            f"expected a numpy array or torch tensor of images, got {type(images).__name__}")
+            f"expected a numpy array or torch tensor of images, got {type(images).__name__}"
+        )
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4 or images.shape[0] < 1:
         raise PreprocessError(
-            f"expected an (H, W, 3) or (N, H, W, 3) uint8 array, got shape {images.shape}")
+            f"expected an (H, W, 3) or (N, H, W, 3) uint8 array, got shape {images.shape}"
+        )
     prepared = np.stack([prepare_image(im, preprocess) for im in images])  # (N, S, S, 3)
     batch = torch.from_numpy(prepared).permute(0, 3, 1, 2)  # (N, 3, S, S)
     return normalise_uint8(batch, preprocess.mean, preprocess.std)

@@ -95,8 +95,7 @@ def _as_pair(attn: Any, grads: Any) -> tuple[np.ndarray, np.ndarray]:
     a = _as_attention(attn)
     g = _as_attention(grads, "gradients")
     if a.shape != g.shape:
-        raise SaliencyError(
-            f"attention {a.shape} and gradients {g.shape} must have the same shape")
+        raise SaliencyError(f"attention {a.shape} and gradients {g.shape} must have the same shape")
     return a, g.astype(a.dtype, copy=False)
 
 
@@ -104,12 +103,14 @@ def _grid(num_tokens: int, num_prefix_tokens: int, grid: tuple[int, int] | None)
     n = num_tokens - num_prefix_tokens
     if num_prefix_tokens < 0 or n <= 0:
         raise SaliencyError(
-            f"{num_prefix_tokens} prefix token(s) leave no patch tokens out of {num_tokens}")
+            f"{num_prefix_tokens} prefix token(s) leave no patch tokens out of {num_tokens}"
+        )
     if grid is None:
         side = math.isqrt(n)
         if side * side != n:
             raise SaliencyError(
-                f"{n} patch tokens do not form a square grid; pass grid=(rows, cols)")
+                f"{n} patch tokens do not form a square grid; pass grid=(rows, cols)"
+            )
         return side, side
     rows, cols = int(grid[0]), int(grid[1])
     if rows * cols != n:
@@ -138,12 +139,14 @@ def _check_start(num_layers: int, start_layer: int) -> int:
     s = int(start_layer)
     if not 0 <= s < num_layers:
         raise SaliencyError(
-            f"start_layer {start_layer} is out of range (valid: 0..{num_layers - 1})")
+            f"start_layer {start_layer} is out of range (valid: 0..{num_layers - 1})"
+        )
     return s
 
 
-def _to_map(row: np.ndarray, num_prefix_tokens: int, grid: tuple[int, int] | None,
-            rescale: bool) -> np.ndarray:
+def _to_map(
+    row: np.ndarray, num_prefix_tokens: int, grid: tuple[int, int] | None, rescale: bool
+) -> np.ndarray:
     """A token row ``(T,)`` -> patch grid ``(gh, gw)`` float32, divided by its max if asked."""
     gh, gw = _grid(row.shape[-1], num_prefix_tokens, grid)
     out = np.array(row[num_prefix_tokens:], dtype=np.float32).reshape(gh, gw)
@@ -202,8 +205,9 @@ def discard_lowest(fused: Any, discard_ratio: float) -> np.ndarray:
     return _discard_flat(f.reshape(f.shape[0], -1), discard_ratio).reshape(f.shape)
 
 
-def _discard_flat(flat: np.ndarray, discard_ratio: float,
-                  sorted_flat: np.ndarray | None = None) -> np.ndarray:
+def _discard_flat(
+    flat: np.ndarray, discard_ratio: float, sorted_flat: np.ndarray | None = None
+) -> np.ndarray:
     """Discard on ``(M, T*T)`` rows into a new array; see :func:`discard_lowest`.
 
     ``sorted_flat``: the same rows sorted ascending (``np.sort(flat, axis=-1)``), when the
@@ -225,8 +229,9 @@ def _discard_flat(flat: np.ndarray, discard_ratio: float,
         tied_rows = np.flatnonzero(n_at_or_below != k)
     else:  # more than k entries <= threshold iff the next sorted entry equals it (k < n)
         tied_rows = np.flatnonzero(sorted_flat[:, k] == threshold)
-        n_at_or_below = {r: np.searchsorted(sorted_flat[r], threshold[r], side="right")
-                         for r in tied_rows}
+        n_at_or_below = {
+            r: np.searchsorted(sorted_flat[r], threshold[r], side="right") for r in tied_rows
+        }
     for r in tied_rows:
         # Ties at the threshold: the entries equal to it are discarded in flat (row-major)
         # order until k entries are gone; the later ones are kept. One pass over the tied rows
@@ -240,14 +245,14 @@ def _discard_flat(flat: np.ndarray, discard_ratio: float,
     return out
 
 
-def _prepare(fused: np.ndarray, discard_ratio: float, residual: bool,
-             sorted_flat: np.ndarray | None = None) -> np.ndarray:
+def _prepare(
+    fused: np.ndarray, discard_ratio: float, residual: bool, sorted_flat: np.ndarray | None = None
+) -> np.ndarray:
     """discard then ``A + I``: ``[L, T, T]`` (a new array). The ``/ 2`` of ``(A + I) / 2``
     cancels in both row and legacy normalisation, so it is left out. ``sorted_flat``: the
     ``[L, T*T]`` rows of ``fused`` sorted ascending, when cached (see :func:`_discard_flat`)."""
     L, T, _ = fused.shape
-    flat = _discard_flat(np.ascontiguousarray(fused).reshape(L, T * T), discard_ratio,
-                         sorted_flat)
+    flat = _discard_flat(np.ascontiguousarray(fused).reshape(L, T * T), discard_ratio, sorted_flat)
     if residual:
         flat[:, :: T + 1] += 1.0  # the diagonal of every layer
     return flat.reshape(L, T, T)
@@ -358,16 +363,33 @@ def rollout_fused(
     normalisation, product, map. Lets a caller cache the fused matrices (the most expensive
     step: it reads every head) and recompute maps for new discard ratios in milliseconds.
     """
-    return _rollout_fused(fused, None, discard_ratio=discard_ratio, residual=residual,
-                          start_layer=start_layer, legacy_normalisation=legacy_normalisation,
-                          query=query, num_prefix_tokens=num_prefix_tokens, grid=grid,
-                          rescale=rescale)
+    return _rollout_fused(
+        fused,
+        None,
+        discard_ratio=discard_ratio,
+        residual=residual,
+        start_layer=start_layer,
+        legacy_normalisation=legacy_normalisation,
+        query=query,
+        num_prefix_tokens=num_prefix_tokens,
+        grid=grid,
+        rescale=rescale,
+    )
 
 
-def _rollout_fused(fused: Any, sorted_flat: np.ndarray | None, *, discard_ratio: float,
-                   residual: bool, start_layer: int, legacy_normalisation: bool, query: int,
-                   num_prefix_tokens: int, grid: tuple[int, int] | None,
-                   rescale: bool = True) -> np.ndarray:
+def _rollout_fused(
+    fused: Any,
+    sorted_flat: np.ndarray | None,
+    *,
+    discard_ratio: float,
+    residual: bool,
+    start_layer: int,
+    legacy_normalisation: bool,
+    query: int,
+    num_prefix_tokens: int,
+    grid: tuple[int, int] | None,
+    rescale: bool = True,
+) -> np.ndarray:
     """:func:`rollout_fused` with the fused rows optionally pre-sorted: ``sorted_flat`` is
     ``np.sort(fused.reshape(L, T*T), axis=-1)`` (memoised on the capture by
     :func:`compute_map`), which turns the discard threshold into a lookup."""
@@ -431,10 +453,16 @@ def rollout(
     """
     a = _as_attention(attn)
     s = _check_start(a.shape[0], start_layer)
-    return rollout_fused(fuse_heads(a[s:], fusion), discard_ratio=discard_ratio,
-                         residual=residual, legacy_normalisation=legacy_normalisation,
-                         query=query, num_prefix_tokens=num_prefix_tokens, grid=grid,
-                         rescale=rescale)
+    return rollout_fused(
+        fuse_heads(a[s:], fusion),
+        discard_ratio=discard_ratio,
+        residual=residual,
+        legacy_normalisation=legacy_normalisation,
+        query=query,
+        num_prefix_tokens=num_prefix_tokens,
+        grid=grid,
+        rescale=rescale,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,10 +525,17 @@ def grad_rollout(
     Returns:
         ``(rows, cols)`` float32 in [0, 1].
     """
-    return rollout_fused(grad_fuse(attn, grads), discard_ratio=discard_ratio, residual=residual,
-                         start_layer=start_layer, legacy_normalisation=legacy_normalisation,
-                         query=query, num_prefix_tokens=num_prefix_tokens, grid=grid,
-                         rescale=rescale)
+    return rollout_fused(
+        grad_fuse(attn, grads),
+        discard_ratio=discard_ratio,
+        residual=residual,
+        start_layer=start_layer,
+        legacy_normalisation=legacy_normalisation,
+        query=query,
+        num_prefix_tokens=num_prefix_tokens,
+        grid=grid,
+        rescale=rescale,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,9 +608,14 @@ def relevance(
     Returns:
         ``(rows, cols)`` float32 in [0, 1].
     """
-    return relevance_from_fused(relevance_fuse(attn, grads), start_layer=start_layer,
-                                query=query, num_prefix_tokens=num_prefix_tokens, grid=grid,
-                                rescale=rescale)
+    return relevance_from_fused(
+        relevance_fuse(attn, grads),
+        start_layer=start_layer,
+        query=query,
+        num_prefix_tokens=num_prefix_tokens,
+        grid=grid,
+        rescale=rescale,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -674,6 +714,7 @@ class MapSettings:
 
 def _cached(capture: Capture, key: tuple, compute: Any) -> np.ndarray:
     """A derived array memoised on the capture (read-only, so no caller can corrupt it)."""
+
     def make() -> np.ndarray:
         arr = compute()
         arr.flags.writeable = False
@@ -687,8 +728,11 @@ def _sorted_rows(capture: Capture, key: tuple, fused: np.ndarray) -> np.ndarray:
     the fused matrices: the discard threshold for any ratio is then ``sorted[:, k - 1]``
     (sorting costs ~3 ms once for ViT-B; every slider move after that saves the selection)."""
     L = fused.shape[0]
-    return _cached(capture, ("sorted", *key),
-                   lambda: np.sort(np.ascontiguousarray(fused).reshape(L, -1), axis=-1))
+    return _cached(
+        capture,
+        ("sorted", *key),
+        lambda: np.sort(np.ascontiguousarray(fused).reshape(L, -1), axis=-1),
+    )
 
 
 def compute_map(
@@ -715,19 +759,27 @@ def compute_map(
     if method is not None and method != settings.method:
         settings = settings.replace(method=method)
     attn = capture.attentions
-    common: dict[str, Any] = {"num_prefix_tokens": capture.num_prefix_tokens,
-                              "grid": capture.grid_size, "query": settings.query}
+    common: dict[str, Any] = {
+        "num_prefix_tokens": capture.num_prefix_tokens,
+        "grid": capture.grid_size,
+        "query": settings.query,
+    }
     residual = capture.residual if settings.residual is None else settings.residual
     m = settings.method
     if m == "attention":
-        return attention_map(attn, layer=settings.layer, head=settings.head,
-                             fusion=settings.fusion, **common)
+        return attention_map(
+            attn, layer=settings.layer, head=settings.head, fusion=settings.fusion, **common
+        )
     if m == "cls-attention":
         del common["query"]
         return cls_attention(attn, aggregation=settings.aggregation, **common)
-    rollout_args = {"discard_ratio": settings.discard_ratio, "residual": residual,
-                    "start_layer": settings.start_layer,
-                    "legacy_normalisation": settings.legacy_normalisation, **common}
+    rollout_args = {
+        "discard_ratio": settings.discard_ratio,
+        "residual": residual,
+        "start_layer": settings.start_layer,
+        "legacy_normalisation": settings.legacy_normalisation,
+        **common,
+    }
     if m == "rollout":
         key: tuple = ("fused", settings.fusion)
         fused = _cached(capture, key, lambda: fuse_heads(attn, settings.fusion))
@@ -737,6 +789,7 @@ def compute_map(
         key = ("grad-fused", c)
         fused = _cached(capture, key, lambda: grad_fuse(attn, capture.gradients(c)))
         return _rollout_fused(fused, _sorted_rows(capture, key, fused), **rollout_args)
-    fused = _cached(capture, ("relevance-fused", c),
-                    lambda: relevance_fuse(attn, capture.gradients(c)))
+    fused = _cached(
+        capture, ("relevance-fused", c), lambda: relevance_fuse(attn, capture.gradients(c))
+    )
     return relevance_from_fused(fused, start_layer=settings.start_layer, **common)

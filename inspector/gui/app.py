@@ -35,10 +35,18 @@ def default_image() -> Path | None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="main.py", description="ViT Inspector desktop app")
     parser.add_argument("images", nargs="*", type=Path, help="images to open")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help=f"checkpoint to open (default: {DEFAULT_CHECKPOINT.name})")
-    parser.add_argument("--screenshot", type=Path, default=None,
-                        help="render the window offscreen to this PNG and exit")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help=f"checkpoint to open (default: {DEFAULT_CHECKPOINT.name})",
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        help="render the window offscreen to this PNG and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,13 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         pixmap = window.grab()
         window.close()  # stops the worker thread cleanly
         if not idle:
-            print("main.py: warning: still busy after 60 s; screenshot taken anyway",
-                  file=sys.stderr)
+            print(
+                "main.py: warning: still busy after 60 s; screenshot taken anyway", file=sys.stderr
+            )
         try:
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"main.py: error: cannot create {args.screenshot.parent}: {exc}",
-                  file=sys.stderr)
+            print(f"main.py: error: cannot create {args.screenshot.parent}: {exc}", file=sys.stderr)
             return 1
         if not pixmap.save(str(args.screenshot), "PNG"):
             print(f"main.py: error: could not write {args.screenshot}", file=sys.stderr)

@@ -67,9 +67,9 @@ class GridLayout:
 
 class AttentionGrid(QWidget):
     """Signals:
-        cellClicked(layer, kind, head): ``kind`` is ``head``, ``fused`` or ``rollout``
-            (``head`` is -1 for the last two).
-        hoverText(str): a description of the cell under the cursor.
+    cellClicked(layer, kind, head): ``kind`` is ``head``, ``fused`` or ``rollout``
+        (``head`` is -1 for the last two).
+    hoverText(str): a description of the cell under the cursor.
     """
 
     cellClicked = Signal(int, str, int)
@@ -107,9 +107,11 @@ class AttentionGrid(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.plot_widget, 1)
         lay.addWidget(self.info)
-        self.setToolTip("Rows: layers. Columns: heads, the heads fused, and the rollout up to "
-                        "that layer, for the current query token. Hover: entropy and value; "
-                        "click: show it in the main view.")
+        self.setToolTip(
+            "Rows: layers. Columns: heads, the heads fused, and the rollout up to "
+            "that layer, for the current query token. Hover: entropy and value; "
+            "click: show it in the main view."
+        )
         self.data: ExplorerMaps | None = None
         self.layout_: GridLayout | None = None
         self.mosaic: np.ndarray | None = None
@@ -128,11 +130,13 @@ class AttentionGrid(QWidget):
         for j, x0 in enumerate(layout.x0):
             # (L, rows, cols) -> the column of cells, one block per layer
             for i, y0 in enumerate(layout.y0):
-                values[y0:y0 + rows, x0:x0 + cols] = data.maps[i, j]
+                values[y0 : y0 + rows, x0 : x0 + cols] = data.maps[i, j]
         rgba = colorize(values, colormap)
         rgba[np.isnan(values)] = (*BACKGROUND, 255)
         new_shape = self.layout_ is None or (self.layout_.height, self.layout_.width) != (
-            layout.height, layout.width)
+            layout.height,
+            layout.width,
+        )
         self.data, self.layout_, self.mosaic = data, layout, rgba
         self.image_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         self._show_axes(True)
@@ -140,8 +144,9 @@ class AttentionGrid(QWidget):
             self._set_ticks(layout)
             self.plot.setRange(QRectF(0, 0, layout.width, layout.height), padding=0.01)
         q = "class token" if data.query == 0 else f"token {data.query}"
-        self.info.setText(f"Query: {q} · fused by {data.fusion} · entropy max log T = "
-                          f"{data.max_entropy:.2f} nats")
+        self.info.setText(
+            f"Query: {q} · fused by {data.fusion} · entropy max log T = {data.max_entropy:.2f} nats"
+        )
         self.last_render_ms = (time.perf_counter() - t0) * 1000
 
     def _show_axes(self, show: bool) -> None:
@@ -175,23 +180,38 @@ class AttentionGrid(QWidget):
         r = self.layout_.cell_rect(layer, column)
         return self.image_item.mapToScene(r.center())
 
-    def export_png(self, path: Path, metadata: dict, *, overwrite: bool = False,
-                   scale: int = 6) -> Path:
+    def export_png(
+        self, path: Path, metadata: dict, *, overwrite: bool = False, scale: int = 6
+    ) -> Path:
         """The mosaic enlarged ``scale`` times (nearest neighbour), settings in its metadata."""
         if self.mosaic is None or self.data is None:
             raise ValueError("the grid is empty")
         rgb = np.repeat(np.repeat(self.mosaic[..., :3], scale, axis=0), scale, axis=1)
-        meta = {**metadata, "grid": {"rows": "layers", "columns": [
-            self.layout_.column_label(j) for j in range(self.layout_.columns)],
-            "query": self.data.query, "fusion": self.data.fusion, "scale": scale}}
+        meta = {
+            **metadata,
+            "grid": {
+                "rows": "layers",
+                "columns": [self.layout_.column_label(j) for j in range(self.layout_.columns)],
+                "query": self.data.query,
+                "fusion": self.data.fusion,
+                "scale": scale,
+            },
+        }
         return core_export.save_png(path, np.ascontiguousarray(rgb), meta, overwrite=overwrite)
 
     # -- internals -------------------------------------------------------------------------
     def _set_ticks(self, layout: GridLayout) -> None:
         step = 1 if layout.columns <= 16 else 2
-        top = [(layout.x0[j] + layout.cols / 2, layout.column_label(j) if j < layout.heads
-                else {"fused": "F", "rollout": "R"}[layout.column_kind(j)])
-               for j in range(0, layout.columns) if j % step == 0 or j >= layout.heads]
+        top = [
+            (
+                layout.x0[j] + layout.cols / 2,
+                layout.column_label(j)
+                if j < layout.heads
+                else {"fused": "F", "rollout": "R"}[layout.column_kind(j)],
+            )
+            for j in range(0, layout.columns)
+            if j % step == 0 or j >= layout.heads
+        ]
         left = [(layout.y0[i] + layout.rows / 2, f"L{i}") for i in range(layout.layers)]
         self.plot.getAxis("top").setTicks([top])
         self.plot.getAxis("left").setTicks([left])
@@ -204,8 +224,10 @@ class AttentionGrid(QWidget):
         where = f"patch ({r}, {c})"
         if kind == "head":
             ent = float(d.entropy[layer, j])
-            return (f"Layer {layer}, head {j}: entropy {ent:.3f} nats "
-                    f"({ent / d.max_entropy:.0%} of uniform) · attention to {where} {raw:.4f}")
+            return (
+                f"Layer {layer}, head {j}: entropy {ent:.3f} nats "
+                f"({ent / d.max_entropy:.0%} of uniform) · attention to {where} {raw:.4f}"
+            )
         if kind == "fused":
             return f"Layer {layer}, heads fused ({d.fusion}) · attention to {where} {raw:.4f}"
         return f"Rollout of layers 0–{layer} · weight of {where} {raw:.4f}"

@@ -65,8 +65,7 @@ def plan_batch(images: list[Path], out_dir: Path, settings: ViewSettings) -> lis
     """
     if not images:
         raise ExportError("No images to export: open a folder of images first")
-    items = [BatchItem(Path(p), Path(out_dir) / suggested_name(Path(p), settings))
-             for p in images]
+    items = [BatchItem(Path(p), Path(out_dir) / suggested_name(Path(p), settings)) for p in images]
     names = [i.png.name for i in items]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
@@ -82,8 +81,15 @@ class _BatchWorker(QObject):
     progress = Signal(int, int, str)
     done = Signal(object)
 
-    def __init__(self, loaded: Any, items: list[BatchItem], settings: ViewSettings,
-                 checkpoint: str | None, overwrite: bool, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        loaded: Any,
+        items: list[BatchItem],
+        settings: ViewSettings,
+        checkpoint: str | None,
+        overwrite: bool,
+        stop: threading.Event,
+    ) -> None:
         super().__init__()
         self.loaded, self.items, self.settings = loaded, items, settings
         self.checkpoint, self.overwrite, self.stop = checkpoint, overwrite, stop
@@ -119,26 +125,36 @@ class _BatchWorker(QObject):
             cap.gradients(cap.resolve_class(s.map.class_index))
         display = prepared.display
         _grid, full = _saliency(cap, s, display.shape[0])
-        rgb = overlay(display, full, cmap=s.colormap, opacity=s.opacity) if s.show_overlay \
+        rgb = (
+            overlay(display, full, cmap=s.colormap, opacity=s.opacity)
+            if s.show_overlay
             else display
+        )
         mask_file = item.source.with_name(f"{item.source.stem}_mask.png")
         score = None
         if mask_file.is_file():
             score = smm(full, prepare_mask(read_mask(mask_file), loaded), s.smm_threshold)
         c = cap.predicted_class
-        meta = {"settings": s.to_metadata(), "checkpoint": self.checkpoint,
-                "image": str(item.source), "mask": str(mask_file) if score is not None or
-                mask_file.is_file() else None, "smm": score, "predicted_class": c,
-                "predicted_name": loaded.class_names[c],
-                "probability": float(cap.probabilities[c]), "batch": True}
+        meta = {
+            "settings": s.to_metadata(),
+            "checkpoint": self.checkpoint,
+            "image": str(item.source),
+            "mask": str(mask_file) if score is not None or mask_file.is_file() else None,
+            "smm": score,
+            "predicted_class": c,
+            "predicted_name": loaded.class_names[c],
+            "probability": float(cap.probabilities[c]),
+            "batch": True,
+        }
         return export_overlay(item.png, rgb, full, meta, overwrite=self.overwrite)
 
 
 def _saliency(cap: Any, s: ViewSettings, size: int):
     from inspector.core.explain import saliency_image
 
-    return saliency_image(cap, s.map, image_size=size, patch_size=size // cap.grid_size[0],
-                          smoothing=s.smoothing)
+    return saliency_image(
+        cap, s.map, image_size=size, patch_size=size // cap.grid_size[0], smoothing=s.smoothing
+    )
 
 
 class BatchExport(QObject):
@@ -152,15 +168,24 @@ class BatchExport(QObject):
     progress = Signal(int, int, str)
     finished = Signal(object)
 
-    def __init__(self, loaded: Any, items: list[BatchItem], settings: ViewSettings,
-                 checkpoint: str | None = None, *, overwrite: bool = False,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        loaded: Any,
+        items: list[BatchItem],
+        settings: ViewSettings,
+        checkpoint: str | None = None,
+        *,
+        overwrite: bool = False,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         if not overwrite:
             existing = existing_targets(items)
             if existing:
-                raise ExportError(f"{len(existing)} file(s) already exist in "
-                                  f"{existing[0].parent}, e.g. {existing[0].name}")
+                raise ExportError(
+                    f"{len(existing)} file(s) already exist in "
+                    f"{existing[0].parent}, e.g. {existing[0].name}"
+                )
         self.items = items
         self.result: BatchResult | None = None
         self._stop = threading.Event()

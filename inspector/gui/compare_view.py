@@ -143,14 +143,18 @@ def _compute(req: _Request) -> tuple[int, int, list[CellResult]]:
                 entry.image_gen = req.image_gen
                 entry.captures_made += 1
             cap, display = entry.capture, entry.prepared.display
-            (idx, prob), = cap.top_k(1)
+            ((idx, prob),) = cap.top_k(1)
             res.class_index, res.probability = idx, prob
             names = loaded.class_names
             res.class_name = names[idx] if 0 <= idx < len(names) else f"class {idx}"
             cfg = loaded.checkpoint.config
-            res.grid, res.map01 = saliency_image(cap, req.settings, image_size=display.shape[0],
-                                                 patch_size=cfg.patch_size,
-                                                 smoothing=req.smoothing)
+            res.grid, res.map01 = saliency_image(
+                cap,
+                req.settings,
+                image_size=display.shape[0],
+                patch_size=cfg.patch_size,
+                smoothing=req.smoothing,
+            )
             res.overlay = overlay(display, res.map01, cmap=req.cmap, opacity=req.opacity)
             if req.mask is not None:
                 res.has_mask = True
@@ -266,9 +270,11 @@ class CompareView(QWidget):
         self.grid = QGridLayout(self.grid_widget)
         self.grid.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.grid_widget, 1)
-        self.empty_label = QLabel("Drop two or more checkpoints here (or File ▸ Compare "
-                                  "Checkpoints…) to compare them on the same image and "
-                                  "settings as the main view.")
+        self.empty_label = QLabel(
+            "Drop two or more checkpoints here (or File ▸ Compare "
+            "Checkpoints…) to compare them on the same image and "
+            "settings as the main view."
+        )
         self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.grid.addWidget(self.empty_label, 0, 0)
@@ -412,10 +418,18 @@ class CompareView(QWidget):
 
     def _submit(self) -> None:
         self._dirty = False
-        req = _Request(entries=tuple(self._entries), models_gen=self._models_gen,
-                       image=self._image, image_gen=self._image_gen, settings=self._settings,
-                       smoothing=self._smoothing, mask=self._mask, threshold=self._threshold,
-                       cmap=self._cmap, opacity=self._opacity)
+        req = _Request(
+            entries=tuple(self._entries),
+            models_gen=self._models_gen,
+            image=self._image,
+            image_gen=self._image_gen,
+            settings=self._settings,
+            smoothing=self._smoothing,
+            mask=self._mask,
+            threshold=self._threshold,
+            cmap=self._cmap,
+            opacity=self._opacity,
+        )
         if not self._running:
             self._running = True
             self.busy_changed.emit(True)

@@ -46,11 +46,11 @@ METHOD_LABELS = {
 METHOD_TIPS = {
     "attention": "One layer's attention row of the query token, one head or the heads fused.",
     "rollout": "Abnar & Zuidema 2020: fuse heads, discard the weakest entries, add the "
-               "identity, normalise rows, multiply the layers.",
+    "identity, normalise rows, multiply the layers.",
     "grad-rollout": "Rollout of mean_h(A ⊙ ∂y_c/∂A)⁺: class-specific (vit-explain).",
     "relevance": "Chefer, Gur & Wolf 2021b: R ← R + mean_h((∇A ⊙ A)⁺) R. Class-specific.",
     "cls-attention": "Seed 003: last block, class token's attention per head, aggregated by "
-                     "mean, max or mean/std.",
+    "mean, max or mean/std.",
 }
 SMOOTHING_LABELS = {"none": "None (bilinear)", "paper": "Median + Gaussian (seed 003)"}
 # Which controls matter for which method (the others are greyed out).
@@ -88,9 +88,14 @@ class ViewSettings:
 
     def to_metadata(self) -> dict[str, Any]:
         """Every setting as plain values (for PNG metadata and file names)."""
-        return {**self.map.to_dict(), "smoothing": self.smoothing, "colormap": self.colormap,
-                "opacity": self.opacity, "show_overlay": self.show_overlay,
-                "smm_threshold": self.smm_threshold}
+        return {
+            **self.map.to_dict(),
+            "smoothing": self.smoothing,
+            "colormap": self.colormap,
+            "opacity": self.opacity,
+            "show_overlay": self.show_overlay,
+            "smm_threshold": self.smm_threshold,
+        }
 
 
 def _fixed_label(widest: str) -> QLabel:
@@ -98,8 +103,7 @@ def _fixed_label(widest: str) -> QLabel:
     widget's new text repaints the label only instead of laying out the whole panel again."""
     label = QLabel(widest)
     label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    label.setFixedSize(label.fontMetrics().horizontalAdvance(widest) + 8,
-                       label.sizeHint().height())
+    label.setFixedSize(label.fontMetrics().horizontalAdvance(widest) + 8, label.sizeHint().height())
     return label
 
 
@@ -128,18 +132,23 @@ class ControlsPanel(QWidget):
         self.method.setToolTip("Saliency method (1–5)")
         self.fusion = QComboBox()
         self.fusion.addItems(list(FUSIONS))
-        self.fusion.setToolTip("How the heads are fused: mean, max or min (the paper found min "
-                               "most focused; vit-explain defaults to max)")
+        self.fusion.setToolTip(
+            "How the heads are fused: mean, max or min (the paper found min "
+            "most focused; vit-explain defaults to max)"
+        )
         self.aggregation = QComboBox()
         for a in AGGREGATIONS:
             self.aggregation.addItem({"meanstd": "mean / std"}.get(a, a), a)
-        self.aggregation.setToolTip("Last-layer head aggregation; mean/std is high where "
-                                    "the heads agree (seed 003)")
+        self.aggregation.setToolTip(
+            "Last-layer head aggregation; mean/std is high where the heads agree (seed 003)"
+        )
         self.discard = QSlider(Qt.Orientation.Horizontal)
         self.discard.setRange(0, 99)
         self.discard.setPageStep(5)
-        self.discard.setToolTip("Discard ratio: the lowest fraction of fused attention entries "
-                                "set to 0 before rollout ([ / ] step)")
+        self.discard.setToolTip(
+            "Discard ratio: the lowest fraction of fused attention entries "
+            "set to 0 before rollout ([ / ] step)"
+        )
         self.discard_label = _fixed_label("0.00")
         self.layer = QSpinBox()
         self.layer.setToolTip("Layer shown by raw attention (0 = first block)")
@@ -151,14 +160,18 @@ class ControlsPanel(QWidget):
         self.start_layer.setToolTip("First layer multiplied into rollout / relevance")
         self.query_label = QLabel()
         self.query_reset = QPushButton("Class token")
-        self.query_reset.setToolTip("Use the class token as query again (Esc). Click a patch in "
-                                    "the image to use that patch as the query.")
+        self.query_reset.setToolTip(
+            "Use the class token as query again (Esc). Click a patch in "
+            "the image to use that patch as the query."
+        )
         self.legacy = QCheckBox("vit-explain column normalisation")
-        self.legacy.setToolTip("Reproduce vit-explain's a / a.sum(dim=-1) bug (divides columns), "
-                               "for old figures")
+        self.legacy.setToolTip(
+            "Reproduce vit-explain's a / a.sum(dim=-1) bug (divides columns), for old figures"
+        )
         self.class_label = QLabel("predicted")
-        self.class_label.setToolTip("Target class of gradient methods: choose it in the "
-                                    "predictions panel")
+        self.class_label.setToolTip(
+            "Target class of gradient methods: choose it in the predictions panel"
+        )
 
         # ---- display --------------------------------------------------------------------
         self.smoothing = QComboBox()
@@ -178,8 +191,10 @@ class ControlsPanel(QWidget):
         self.smm_threshold.setRange(0.0, 1.0)
         self.smm_threshold.setSingleStep(0.05)
         self.smm_threshold.setDecimals(2)
-        self.smm_threshold.setToolTip("SMM keeps saliency pixels above this threshold (0.3 in "
-                                      "the paper) and scores their IoU with the mask")
+        self.smm_threshold.setToolTip(
+            "SMM keeps saliency pixels above this threshold (0.3 in "
+            "the paper) and scores their IoU with the mask"
+        )
 
         map_box = QGroupBox("Saliency")
         self._form = form = QFormLayout(map_box)
@@ -234,11 +249,14 @@ class ControlsPanel(QWidget):
             class_index=self._class_index,
             aggregation=self.aggregation.currentData(),
         )
-        return ViewSettings(map=ms, smoothing=self.smoothing.currentData(),
-                            colormap=self.colormap.currentText(),
-                            opacity=self.opacity.value() / 100.0,
-                            show_overlay=self.show_overlay.isChecked(),
-                            smm_threshold=round(self.smm_threshold.value(), 4))
+        return ViewSettings(
+            map=ms,
+            smoothing=self.smoothing.currentData(),
+            colormap=self.colormap.currentText(),
+            opacity=self.opacity.value() / 100.0,
+            show_overlay=self.show_overlay.isChecked(),
+            smm_threshold=round(self.smm_threshold.value(), 4),
+        )
 
     def apply(self, s: ViewSettings) -> None:
         """Set every widget from ``s`` (one ``changed`` signal at the end)."""
@@ -268,8 +286,9 @@ class ControlsPanel(QWidget):
             self._blocking = False
         self._emit()
 
-    def set_model_shape(self, layers: int, heads: int, num_prefix_tokens: int,
-                        grid: tuple[int, int]) -> None:
+    def set_model_shape(
+        self, layers: int, heads: int, num_prefix_tokens: int, grid: tuple[int, int]
+    ) -> None:
         """Bound the layer / head / query controls by the model's shape."""
         self._blocking = True
         try:
@@ -329,23 +348,33 @@ class ControlsPanel(QWidget):
         self.discard_label.setText(f"{self.discard.value() / 100:.2f}")
         self.opacity_label.setText(f"{self.opacity.value()}%")
         q = self.query_patch()
-        self.query_label.setText("class token" if q is None and self._query == 0 else
-                                 f"token {self._query}" if q is None else
-                                 f"patch ({q[0]}, {q[1]})")
+        self.query_label.setText(
+            "class token"
+            if q is None and self._query == 0
+            else f"token {self._query}"
+            if q is None
+            else f"patch ({q[0]}, {q[1]})"
+        )
         method = self.method.currentData()
         uses = _USES.get(method, set())
-        for key, widget in (("fusion", self.fusion), ("discard", self.discard),
-                            ("layer", self.layer), ("head", self.head),
-                            ("start", self.start_layer), ("query", self.query_reset),
-                            ("legacy", self.legacy), ("aggregation", self.aggregation),
-                            ("class", self.class_label)):
+        for key, widget in (
+            ("fusion", self.fusion),
+            ("discard", self.discard),
+            ("layer", self.layer),
+            ("head", self.head),
+            ("start", self.start_layer),
+            ("query", self.query_reset),
+            ("legacy", self.legacy),
+            ("aggregation", self.aggregation),
+            ("class", self.class_label),
+        ):
             enabled = key in uses
             if key == "fusion" and method == "attention":
                 enabled = self.head.value() < 0
             widget.setEnabled(enabled)
-            label = self._form.labelForField(widget.parentWidget()
-                                             if widget in (self.discard, self.query_reset)
-                                             else widget)
+            label = self._form.labelForField(
+                widget.parentWidget() if widget in (self.discard, self.query_reset) else widget
+            )
             if label is not None:
                 label.setEnabled(enabled)
         self.discard_label.setEnabled(self.discard.isEnabled())

@@ -19,8 +19,11 @@ def looks_like_mask(path: Path) -> bool:
     """A mask image by its name: ``<stem>_mask.png`` (our samples), ``-mask``, ``_seg``, ``_gt``,
     or any image inside a folder called ``masks``."""
     stem = path.stem.lower()
-    return (any(stem.endswith(w) for w in _MASK_WORDS) or stem == "mask"
-            or path.parent.name.lower() in ("mask", "masks"))
+    return (
+        any(stem.endswith(w) for w in _MASK_WORDS)
+        or stem == "mask"
+        or path.parent.name.lower() in ("mask", "masks")
+    )
 
 
 @dataclass

@@ -50,9 +50,15 @@ def suggested_name(image_path: Path | None, settings: ViewSettings) -> str:
     return "_".join(parts) + ".png"
 
 
-def export_overlay(path: Path, rgb: np.ndarray, full_map: np.ndarray,
-                   metadata: Mapping[str, Any], *, overwrite: bool = False,
-                   scale: int = 1) -> list[Path]:
+def export_overlay(
+    path: Path,
+    rgb: np.ndarray,
+    full_map: np.ndarray,
+    metadata: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+    scale: int = 1,
+) -> list[Path]:
     """Write ``path`` (PNG of ``rgb``, ``metadata`` as JSON in an iTXt chunk) and
     ``path.with_suffix('.npy')`` (``full_map`` float32, image resolution).
 
@@ -81,8 +87,9 @@ def export_overlay(path: Path, rgb: np.ndarray, full_map: np.ndarray,
     scale = max(1, int(scale))
     if scale > 1:
         h, w = rgb.shape[:2]
-        rgb = np.asarray(Image.fromarray(rgb).resize((w * scale, h * scale),
-                                                     Image.Resampling.NEAREST))
+        rgb = np.asarray(
+            Image.fromarray(rgb).resize((w * scale, h * scale), Image.Resampling.NEAREST)
+        )
     meta = {**dict(metadata), "scale": scale, "npy": npy.name}
     try:
         core_export.save_png(path, np.ascontiguousarray(rgb), meta, overwrite=overwrite)

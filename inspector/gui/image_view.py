@@ -158,8 +158,10 @@ class ImageView(pg.GraphicsLayoutWidget):
         # The mask outline: a dark halo under a bright line, readable on any colormap.
         self.contour_halo = QGraphicsPathItem(self.image_item)
         self.contour = QGraphicsPathItem(self.image_item)
-        for item, colour, width, z in ((self.contour_halo, QColor(0, 0, 0, 200), 4, 9),
-                                       (self.contour, QColor(80, 255, 120), 2, 10)):
+        for item, colour, width, z in (
+            (self.contour_halo, QColor(0, 0, 0, 200), 4, 9),
+            (self.contour, QColor(80, 255, 120), 2, 10),
+        ):
             pen = QPen(colour)
             pen.setWidthF(width)
             pen.setCosmetic(True)
@@ -277,8 +279,9 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.brush_cursor.setVisible(False)
         if tool != "query":
             self.query_box.setVisible(False)
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool != "query"
-                                  else Qt.CursorShape.ArrowCursor)
+        self.viewport().setCursor(
+            Qt.CursorShape.CrossCursor if tool != "query" else Qt.CursorShape.ArrowCursor
+        )
         self._update_tooltip()
 
     def set_brush_radius(self, radius: int) -> None:
@@ -309,8 +312,11 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     def mousePressEvent(self, ev) -> None:  # noqa: N802 - Qt override
         button = ev.button()
-        if (self.tool != "query" and self._shape is not None
-                and button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton)):
+        if (
+            self.tool != "query"
+            and self._shape is not None
+            and button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton)
+        ):
             p = self._image_point(ev.position())
             pixel = self._floor(p)
             if self.tool == "brush":
@@ -360,17 +366,19 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     def _update_box_preview(self, end: tuple[int, int]) -> None:
         (x0, y0), (x1, y1) = self._box_start, end
-        self.box_preview.setRect(QRectF(min(x0, x1), min(y0, y1), abs(x1 - x0) + 1,
-                                        abs(y1 - y0) + 1))
+        self.box_preview.setRect(
+            QRectF(min(x0, x1), min(y0, y1), abs(x1 - x0) + 1, abs(y1 - y0) + 1)
+        )
         self.box_preview.setVisible(True)
 
     def _update_tooltip(self) -> None:
-        tips = {"query": "Wheel: zoom · drag: pan · click: show that patch's attention "
-                         "· double-click: fit",
-                "brush": "Brush: left drag paints the mask, right drag erases · wheel: zoom "
-                         "· middle drag: pan",
-                "box": "Box: drag a rectangle to use as the mask · wheel: zoom · middle drag: "
-                       "pan"}
+        tips = {
+            "query": "Wheel: zoom · drag: pan · click: show that patch's attention "
+            "· double-click: fit",
+            "brush": "Brush: left drag paints the mask, right drag erases · wheel: zoom "
+            "· middle drag: pan",
+            "box": "Box: drag a rectangle to use as the mask · wheel: zoom · middle drag: pan",
+        }
         self.setToolTip(tips[self.tool])
 
     # -- mouse (query tool) ----------------------------------------------------------------

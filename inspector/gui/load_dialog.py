@@ -53,8 +53,14 @@ class LoadOptionsDialog(QDialog):
         reason: why the dialog appears (e.g. the importer's message), shown on top.
     """
 
-    def __init__(self, parent: QWidget | None = None, *, path: str | Path | None = None,
-                 initial: LoadOptions | None = None, reason: str = "") -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        path: str | Path | None = None,
+        initial: LoadOptions | None = None,
+        reason: str = "",
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Checkpoint options")
         self.setModal(True)
@@ -72,14 +78,17 @@ class LoadOptionsDialog(QDialog):
         self.heads_spin.setRange(0, 512)
         self.heads_spin.setSpecialValueText("Auto (from the file)")
         self.heads_spin.setValue(initial.heads or 0)
-        self.heads_spin.setToolTip("Attention heads; needed for the paper's checkpoints whose "
-                                   "file name does not carry them")
+        self.heads_spin.setToolTip(
+            "Attention heads; needed for the paper's checkpoints whose "
+            "file name does not carry them"
+        )
 
         self.normalisation_combo = _combo(NORMALISATION_ITEMS, initial.normalisation)
         self.policy_combo = _combo(POLICY_ITEMS, initial.policy)
         self.residual_combo = _combo(RESIDUAL_ITEMS, initial.residual)
-        self.residual_combo.setToolTip("The paper's layout only: residual connections are not "
-                                       "visible in its weights")
+        self.residual_combo.setToolTip(
+            "The paper's layout only: residual connections are not visible in its weights"
+        )
 
         self.names_edit = QLineEdit(str(initial.class_names_file or ""))
         self.names_edit.setPlaceholderText("Family default (one name per line)")
@@ -96,8 +105,10 @@ class LoadOptionsDialog(QDialog):
         self.size_spin.setSpecialValueText("As trained")
         self.size_spin.setSuffix(" px")
         self.size_spin.setValue(initial.image_size or 0)
-        self.size_spin.setToolTip("Run the model at another input size: its position table is "
-                                  "resampled (a multiple of the patch size)")
+        self.size_spin.setToolTip(
+            "Run the model at another input size: its position table is "
+            "resampled (a multiple of the patch size)"
+        )
 
         form = QFormLayout()
         form.addRow("Attention heads:", self.heads_spin)
@@ -111,8 +122,9 @@ class LoadOptionsDialog(QDialog):
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #ff7b72;")
         self.error_label.setVisible(False)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Open")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -158,14 +170,21 @@ class LoadOptionsDialog(QDialog):
 
     def _browse_names(self) -> None:
         start = self.names_edit.text() or str(Path.cwd())
-        path, _ = QFileDialog.getOpenFileName(self, "Class names", start,
-                                              "Text files (*.txt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Class names", start, "Text files (*.txt);;All files (*)"
+        )
         if path:
             self.names_edit.setText(path)
 
     @classmethod
-    def ask(cls, parent: QWidget | None = None, *, path: str | Path | None = None,
-            initial: LoadOptions | None = None, reason: str = "") -> LoadOptions | None:
+    def ask(
+        cls,
+        parent: QWidget | None = None,
+        *,
+        path: str | Path | None = None,
+        initial: LoadOptions | None = None,
+        reason: str = "",
+    ) -> LoadOptions | None:
         """Show the dialog modally; the options, or None when cancelled."""
         dialog = cls(parent, path=path, initial=initial, reason=reason)
         try:

@@ -105,8 +105,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("ViT Inspector")
         self.setAcceptDrops(True)
         self.settings_store = settings or QSettings(
-            QSettings.Format.IniFormat, QSettings.Scope.UserScope, "vit-inspector",
-            "vit-inspector")
+            QSettings.Format.IniFormat, QSettings.Scope.UserScope, "vit-inspector", "vit-inspector"
+        )
         self.runner = BackgroundRunner(self)
         self.runner.finished.connect(self._on_job_finished)
         self.runner.failed.connect(self._on_job_failed)
@@ -160,10 +160,12 @@ class MainWindow(QMainWindow):
 
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.controls_dock = self._dock("Method", self.controls, right)
-        self.predictions_dock = self._dock("Predictions", self.predictions,
-                                           Qt.DockWidgetArea.RightDockWidgetArea)
-        self.explorer_dock = self._dock("Heads × layers", self.explorer,
-                                        Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.predictions_dock = self._dock(
+            "Predictions", self.predictions, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.explorer_dock = self._dock(
+            "Heads × layers", self.explorer, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
         self.explorer_dock.visibilityChanged.connect(lambda _v: self._schedule_explorer())
         # Panels written alongside this window (masks, training, compare) plug in here.
         self.extra_docks: dict[str, QDockWidget] = {}
@@ -180,8 +182,7 @@ class MainWindow(QMainWindow):
         # Labels that change on every render get a fixed size: a fixed-size widget's new text
         # repaints the label only, instead of laying out the whole status bar again.
         for w, widest in ((self.smm_label, "SMM 0.000 "), (self.timing_label, "map 9999.9 ms")):
-            w.setFixedSize(w.fontMetrics().horizontalAdvance(widest) + 14,
-                           w.sizeHint().height())
+            w.setFixedSize(w.fontMetrics().horizontalAdvance(widest) + 14, w.sizeHint().height())
         self.smm_label.setToolTip("SMM: IoU between the saliency above the threshold and the mask")
 
         # Timers: zero-ms single shots coalesce every change made in one event-loop turn.
@@ -282,9 +283,11 @@ class MainWindow(QMainWindow):
     def open_folder(self, folder: str | Path) -> int:
         """Show the folder's images as a strip of thumbnails and open the first one."""
         folder = Path(folder)
-        images = sorted(p for p in folder.iterdir()
-                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                        and not _looks_like_mask(p))
+        images = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _looks_like_mask(p)
+        )
         if not images:
             self.show_error(f"No images in {folder}")
             return 0
@@ -301,8 +304,9 @@ class MainWindow(QMainWindow):
         """Open what was dropped or chosen: checkpoints first, then images/folders, then masks."""
         kinds = classify_paths([Path(p) for p in paths])
         for bad in kinds.unsupported:
-            self.show_error(f"Unsupported file: {bad.name} (not an image, mask, checkpoint or "
-                            "folder)")
+            self.show_error(
+                f"Unsupported file: {bad.name} (not an image, mask, checkpoint or folder)"
+            )
         if len(kinds.checkpoints) > 1:
             # Several checkpoints: compare them (and inspect the first if none is open yet).
             if self.loaded is None and self.runner.latest("model") not in self._jobs:
@@ -326,8 +330,11 @@ class MainWindow(QMainWindow):
     # Waiting (tests, --screenshot)
     # =========================================================================================
     def is_idle(self) -> bool:
-        return (not self.runner.busy() and not self._refresh_timer.isActive()
-                and not self._gradients_pending)
+        return (
+            not self.runner.busy()
+            and not self._refresh_timer.isActive()
+            and not self._gradients_pending
+        )
 
     def wait_until_idle(self, timeout_ms: int = 30_000) -> bool:
         """Process events until no job runs and the overlay is drawn; False on timeout."""
@@ -385,11 +392,16 @@ class MainWindow(QMainWindow):
                 return
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            grid, full = saliency_image(cap, s.map, image_size=base.shape[0],
-                                        patch_size=base.shape[0] // cap.grid_size[0],
-                                        smoothing=s.smoothing)
-            rgb = overlay(base, full, cmap=s.colormap, opacity=s.opacity) if s.show_overlay \
-                else base
+            grid, full = saliency_image(
+                cap,
+                s.map,
+                image_size=base.shape[0],
+                patch_size=base.shape[0] // cap.grid_size[0],
+                smoothing=s.smoothing,
+            )
+            rgb = (
+                overlay(base, full, cmap=s.colormap, opacity=s.opacity) if s.show_overlay else base
+            )
             score = smm(full, self.mask, s.smm_threshold) if self.mask is not None else None
         except Exception as exc:  # noqa: BLE001 - a bad setting must not kill the window
             self.show_error(f"Cannot compute the map: {user_message(exc)}")
@@ -431,13 +443,24 @@ class MainWindow(QMainWindow):
                 self._explorer_key = None
             return
         m = self.controls.settings().map
-        key = (id(self.capture), m.query, m.fusion, m.discard_ratio, m.legacy_normalisation,
-               m.residual)
+        key = (
+            id(self.capture),
+            m.query,
+            m.fusion,
+            m.discard_ratio,
+            m.legacy_normalisation,
+            m.residual,
+        )
         if key != self._explorer_key:
             try:
-                data = explorer_maps(self.capture, query=m.query, fusion=m.fusion,
-                                     discard_ratio=m.discard_ratio, residual=m.residual,
-                                     legacy_normalisation=m.legacy_normalisation)
+                data = explorer_maps(
+                    self.capture,
+                    query=m.query,
+                    fusion=m.fusion,
+                    discard_ratio=m.discard_ratio,
+                    residual=m.residual,
+                    legacy_normalisation=m.legacy_normalisation,
+                )
             except Exception as exc:  # noqa: BLE001
                 self.show_error(f"Cannot draw the explorer: {user_message(exc)}")
                 return
@@ -445,13 +468,15 @@ class MainWindow(QMainWindow):
             self._explorer_key = key
         self.explorer.set_selection(
             m.layer % self.capture.num_layers if m.method == "attention" else None,
-            m.head if m.method == "attention" else None)
+            m.head if m.method == "attention" else None,
+        )
 
     # =========================================================================================
     # Export
     # =========================================================================================
-    def export_overlay(self, path: str | Path, *, overwrite: bool = False,
-                       scale: int = 1) -> list[Path]:
+    def export_overlay(
+        self, path: str | Path, *, overwrite: bool = False, scale: int = 1
+    ) -> list[Path]:
         """Write the overlay PNG (settings in its metadata) and the raw map ``.npy`` beside it.
 
         Raises:
@@ -465,11 +490,13 @@ class MainWindow(QMainWindow):
 
     def export_metadata(self) -> dict:
         r = self.last_render
-        meta = {"settings": r.settings.to_metadata() if r else {},
-                "checkpoint": str(self.loaded.path) if self.loaded and self.loaded.path else None,
-                "image": str(self.image_path) if self.image_path else None,
-                "mask": str(self.mask_path) if self.mask_path else None,
-                "smm": r.smm if r else None}
+        meta = {
+            "settings": r.settings.to_metadata() if r else {},
+            "checkpoint": str(self.loaded.path) if self.loaded and self.loaded.path else None,
+            "image": str(self.image_path) if self.image_path else None,
+            "mask": str(self.mask_path) if self.mask_path else None,
+            "smm": r.smm if r else None,
+        }
         if self.capture is not None and self.loaded is not None:
             c = self.capture.predicted_class
             meta["predicted_class"] = c
@@ -484,8 +511,12 @@ class MainWindow(QMainWindow):
         start = self.settings_store.value("export/folder", str(Path.home()))
         name = suggested_name(self.image_path, self.last_render.settings)
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export overlay", str(Path(start) / name), "PNG image (*.png)",
-            options=QFileDialog.Option.DontConfirmOverwrite)
+            self,
+            "Export overlay",
+            str(Path(start) / name),
+            "PNG image (*.png)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
         if not path:
             return
         path = Path(path).with_suffix(".png")
@@ -514,14 +545,14 @@ class MainWindow(QMainWindow):
         """
         self.refresh_explorer()  # draw what the settings say now, not the debounced grid
         if self.explorer.is_empty():
-            raise ExportError("The head/layer grid is empty: open a checkpoint and an image "
-                              "first")
+            raise ExportError("The head/layer grid is empty: open a checkpoint and an image first")
         path = Path(path)
         if path.exists() and not overwrite:
             raise ExportError(f"{path.name} already exists in {path.parent}")
         try:
-            return self.explorer.export_png(path, self.export_metadata(), overwrite=overwrite,
-                                            scale=scale)
+            return self.explorer.export_png(
+                path, self.export_metadata(), overwrite=overwrite, scale=scale
+            )
         except FileExistsError:
             raise ExportError(f"{path.name} already exists in {path.parent}") from None
         except OSError as exc:
@@ -551,10 +582,12 @@ class MainWindow(QMainWindow):
             raise ExportError(f"Folder {out_dir} does not exist")
         items = plan_batch(self.batch_images(), out_dir, self.controls.settings())
         ckpt = str(self.loaded.path) if self.loaded.path else None
-        job = BatchExport(self.loaded, items, self.controls.settings(), ckpt,
-                          overwrite=overwrite, parent=self)
-        job.progress.connect(lambda d, t, n: self.statusBar().showMessage(
-            f"Batch export: {d}/{t} ({n})"))
+        job = BatchExport(
+            self.loaded, items, self.controls.settings(), ckpt, overwrite=overwrite, parent=self
+        )
+        job.progress.connect(
+            lambda d, t, n: self.statusBar().showMessage(f"Batch export: {d}/{t} ({n})")
+        )
         job.finished.connect(self._on_batch_finished)
         self.batch = job
         job.start()
@@ -572,26 +605,30 @@ class MainWindow(QMainWindow):
     def _batch_dialog(self) -> None:
         images = self.batch_images()
         if self.loaded is None or not images:
-            self.show_error("Batch export needs a checkpoint and a folder of images (File ▸ "
-                            "Open Folder…)")
+            self.show_error(
+                "Batch export needs a checkpoint and a folder of images (File ▸ Open Folder…)"
+            )
             return
         start = self.settings_store.value("export/folder", str(Path.home()))
         folder = QFileDialog.getExistingDirectory(
-            self, f"Export {len(images)} image(s) to folder", str(start))
+            self, f"Export {len(images)} image(s) to folder", str(start)
+        )
         if not folder:
             return
         self.settings_store.setValue("export/folder", folder)
         overwrite = False
         try:
-            existing = existing_targets(plan_batch(images, Path(folder),
-                                                   self.controls.settings()))
+            existing = existing_targets(plan_batch(images, Path(folder), self.controls.settings()))
         except ExportError as exc:
             self.show_error(str(exc))
             return
         if existing:
             answer = QMessageBox.question(
-                self, "Replace files?", f"{len(existing)} file(s) already exist in {folder} "
-                f"(e.g. {existing[0].name}).\n\nReplace them?")
+                self,
+                "Replace files?",
+                f"{len(existing)} file(s) already exist in {folder} "
+                f"(e.g. {existing[0].name}).\n\nReplace them?",
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 return
             overwrite = True
@@ -600,8 +637,9 @@ class MainWindow(QMainWindow):
         except ExportError as exc:
             self.show_error(str(exc))
             return
-        dialog = QProgressDialog(f"Exporting {len(images)} image(s)…", "Cancel", 0,
-                                 len(images), self)
+        dialog = QProgressDialog(
+            f"Exporting {len(images)} image(s)…", "Cancel", 0, len(images), self
+        )
         dialog.setWindowTitle("Batch export")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
@@ -615,18 +653,22 @@ class MainWindow(QMainWindow):
             return
         start = self.settings_store.value("export/folder", str(Path.home()))
         stem = self.image_path.stem if self.image_path else "grid"
-        path, _ = QFileDialog.getSaveFileName(self, "Export head/layer grid",
-                                              str(Path(start) / f"{stem}_grid.png"),
-                                              "PNG image (*.png)",
-                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export head/layer grid",
+            str(Path(start) / f"{stem}_grid.png"),
+            "PNG image (*.png)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
         if not path:
             return
         path = Path(path).with_suffix(".png")
         self.settings_store.setValue("export/folder", str(path.parent))
         overwrite = False
         if path.exists():
-            answer = QMessageBox.question(self, "Replace file?",
-                                          f"{path.name} already exists. Replace it?")
+            answer = QMessageBox.question(
+                self, "Replace file?", f"{path.name} already exists. Replace it?"
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 return
             overwrite = True
@@ -663,9 +705,11 @@ class MainWindow(QMainWindow):
         if loaded is None:
             rid = self.runner.submit(lambda: ("raw", path, read_image(path)), channel="image")
         else:
+
             def job():
                 prepared = load_image(path, loaded)
                 return ("capture", path, loaded, prepared, capture_image(loaded, prepared))
+
             rid = self.runner.submit(job, channel="image")
         self._jobs[rid] = "image"
         return rid
@@ -704,16 +748,23 @@ class MainWindow(QMainWindow):
         elif kind == "model":
             self.model_label.setText(self.loaded.name if self.loaded else "No checkpoint")
             request = self._model_requests.pop(rid, None)
-            if (request is not None and self.runner.is_latest(rid, "model")
-                    and needs_heads(message) and not self._closing):
+            if (
+                request is not None
+                and self.runner.is_latest(rid, "model")
+                and needs_heads(message)
+                and not self._closing
+            ):
                 options = self.ask_load_options(*request, reason=message)
                 if options is not None:
                     self.open_checkpoint(request[0], options)  # the image waits for it
                     self._update_empty_state()
                     return
             self.show_error(f"Cannot open checkpoint: {message}")
-            if self.runner.is_latest(rid, "model") and self._requested_image is not None \
-                    and self._requested_image != self.image_path:
+            if (
+                self.runner.is_latest(rid, "model")
+                and self._requested_image is not None
+                and self._requested_image != self.image_path
+            ):
                 self._start_capture()  # the image waited for this model: show it anyway
         elif kind == "image" and self.runner.is_latest(rid, "image"):
             self._requested_image = self.image_path  # keep showing the previous image
@@ -725,11 +776,13 @@ class MainWindow(QMainWindow):
         cfg = loaded.checkpoint.config
         self.capture = None
         self._gradients_pending.clear()
-        self.controls.set_model_shape(cfg.depth, cfg.num_heads, cfg.num_prefix_tokens,
-                                      (cfg.grid_size, cfg.grid_size))
+        self.controls.set_model_shape(
+            cfg.depth, cfg.num_heads, cfg.num_prefix_tokens, (cfg.grid_size, cfg.grid_size)
+        )
         self.controls.set_class_index(None)
-        self.model_label.setText(f"{loaded.name} · {cfg.depth}×{cfg.num_heads} · "
-                                 f"{cfg.image_size}px/{cfg.patch_size}")
+        self.model_label.setText(
+            f"{loaded.name} · {cfg.depth}×{cfg.num_heads} · {cfg.image_size}px/{cfg.patch_size}"
+        )
         self.model_label.setToolTip(str(loaded.path))
         self.statusBar().showMessage(f"Opened {loaded.name}", 4000)
         if loaded.path is not None:
@@ -758,7 +811,8 @@ class MainWindow(QMainWindow):
             c = cap.predicted_class
             self.statusBar().showMessage(
                 f"Predicted {loaded.class_names[c]} ({float(cap.probabilities[c]) * 100:.1f}%)",
-                6000)
+                6000,
+            )
         self.image_label.setText(path.name)
         self.image_label.setToolTip(str(path))
         if new_image:
@@ -799,8 +853,10 @@ class MainWindow(QMainWindow):
             return False
         if mask.shape != shape:
             if not quiet:
-                self.show_error(f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
-                                f"{shape[1]}×{shape[0]}; mask not used")
+                self.show_error(
+                    f"The mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
+                    f"{shape[1]}×{shape[0]}; mask not used"
+                )
             return False
         self.mask_original, self.mask_path = mask, path
         self._refresh_mask_geometry()
@@ -868,8 +924,7 @@ class MainWindow(QMainWindow):
         if self.controls.method.currentData() == "cls-attention":
             self.controls.set_method("attention")
         self.controls.set_query(q)
-        self.statusBar().showMessage(f"Query: patch ({r}, {c}), token {q}. Esc: class token",
-                                     5000)
+        self.statusBar().showMessage(f"Query: patch ({r}, {c}), token {q}. Esc: class token", 5000)
 
     def _update_query_box(self) -> None:
         q = self.controls.query_patch()
@@ -887,8 +942,8 @@ class MainWindow(QMainWindow):
         self.controls.set_class_index(c, self.loaded.class_names[c])
         if self.controls.method.currentData() not in ("grad-rollout", "relevance"):
             self.statusBar().showMessage(
-                f"Target {self.loaded.class_names[c]}: used by gradient rollout and relevance",
-                5000)
+                f"Target {self.loaded.class_names[c]}: used by gradient rollout and relevance", 5000
+            )
 
     def _on_explorer_clicked(self, layer: int, column: str, head: int) -> None:
         if column == "rollout":
@@ -954,12 +1009,17 @@ class MainWindow(QMainWindow):
         """
         import importlib
 
-        specs = (("masks", "inspector.gui.masks_panel", "MasksPanel", "Masks",
-                  self.predictions_dock),
-                 ("training", "inspector.gui.training_panel", "TrainingPanel", "Training",
-                  self.explorer_dock),
-                 ("compare", "inspector.gui.compare_view", "CompareView", "Compare",
-                  self.explorer_dock))
+        specs = (
+            ("masks", "inspector.gui.masks_panel", "MasksPanel", "Masks", self.predictions_dock),
+            (
+                "training",
+                "inspector.gui.training_panel",
+                "TrainingPanel",
+                "Training",
+                self.explorer_dock,
+            ),
+            ("compare", "inspector.gui.compare_view", "CompareView", "Compare", self.explorer_dock),
+        )
         self.panels: dict[str, QWidget] = {}
         for key, module, cls_name, title, beside in specs:
             try:
@@ -1005,7 +1065,8 @@ class MainWindow(QMainWindow):
                 widget.forward_drops = True
                 widget.checkpointsDropped.connect(self.compare_checkpoints)
             self.extra_docks["compare"].visibilityChanged.connect(
-                lambda v: v and self._schedule_explorer())
+                lambda v: v and self._schedule_explorer()
+            )
 
     def _widen_dock(self, dock: QDockWidget) -> None:
         """Give a wide panel (training curves, study table, models side by side) at least 60%
@@ -1072,14 +1133,22 @@ class MainWindow(QMainWindow):
             panel.set_opacity(s.opacity)
         if key.get("mask") is not self.mask:
             panel.set_mask(self.mask)
-        self._compare_key = {"image": image, "map": (s.map, s.smoothing),
-                             "threshold": s.smm_threshold, "cmap": s.colormap,
-                             "opacity": s.opacity, "mask": self.mask}
+        self._compare_key = {
+            "image": image,
+            "map": (s.map, s.smoothing),
+            "threshold": s.smm_threshold,
+            "cmap": s.colormap,
+            "opacity": s.opacity,
+            "mask": self.mask,
+        }
 
     def _compare_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(
-            self, "Compare checkpoints", self._last_folder(),
-            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)")
+            self,
+            "Compare checkpoints",
+            self._last_folder(),
+            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)",
+        )
         if paths:
             self.compare_checkpoints(paths)
 
@@ -1117,8 +1186,9 @@ class MainWindow(QMainWindow):
         self.image_view.set_mask(self.mask)
         r = self.last_render
         if r is not None and r.full is not None:
-            r.smm = (smm(r.full, self.mask, r.settings.smm_threshold)
-                     if self.mask is not None else None)
+            r.smm = (
+                smm(r.full, self.mask, r.settings.smm_threshold) if self.mask is not None else None
+            )
             self._show_smm(r.smm)
         self.maskChanged.emit()
         self._schedule_explorer()  # the compare view follows the mask
@@ -1132,8 +1202,9 @@ class MainWindow(QMainWindow):
         if getattr(panel, "image_size", lambda: None)() != self.image.display.shape[:2]:
             return  # the panel gets this image (and mask) from _notify_masks_panel
         current, m = panel.mask(), self.mask
-        if (current is None and m is None) or (current is not None and m is not None
-                                                and np.array_equal(current, m)):
+        if (current is None and m is None) or (
+            current is not None and m is not None and np.array_equal(current, m)
+        ):
             return
         self._syncing_mask = True
         try:
@@ -1157,9 +1228,11 @@ class MainWindow(QMainWindow):
             self.extra_docks["masks"].show()
             self.extra_docks["masks"].raise_()  # the metrics are what a painter watches
         self._update_query_box()
-        hints = {"query": "Query tool: click a patch to see its attention",
-                 "brush": "Brush: left drag paints the mask, right drag erases; SMM updates live",
-                 "box": "Box: drag a rectangle to use it as the mask"}
+        hints = {
+            "query": "Query tool: click a patch to see its attention",
+            "brush": "Brush: left drag paints the mask, right drag erases; SMM updates live",
+            "box": "Box: drag a rectangle to use it as the mask",
+        }
         self.statusBar().showMessage(hints[tool], 5000)
 
     def _on_brushed(self, points: object, erase: bool) -> None:
@@ -1184,44 +1257,101 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
-        self._action(file_menu, "Open &Image…", QKeySequence.StandardKey.Open,
-                     self._open_image_dialog, "Open an image (PNG, JPEG, BMP, WebP, TIFF)")
-        self._action(file_menu, "Open &Checkpoint…", "Ctrl+Shift+O", self._open_checkpoint_dialog,
-                     "Open a checkpoint (ours, timm, torchvision, Hugging Face, the paper's)")
-        self._action(file_menu, "Open &Mask…", "Ctrl+M", self._open_mask_dialog,
-                     "Open a mask image for SMM (non-zero = object)")
-        self._action(file_menu, "Open &Folder…", "Ctrl+Shift+F", self._open_folder_dialog,
-                     "Browse a folder of images (arrow keys move through it)")
-        self._action(file_menu, "Open Checkpoint with &Options…", None,
-                     self._open_checkpoint_options_dialog,
-                     "Open a checkpoint and say what its file cannot tell: heads, class names, "
-                     "normalisation, resize policy, input size")
+        self._action(
+            file_menu,
+            "Open &Image…",
+            QKeySequence.StandardKey.Open,
+            self._open_image_dialog,
+            "Open an image (PNG, JPEG, BMP, WebP, TIFF)",
+        )
+        self._action(
+            file_menu,
+            "Open &Checkpoint…",
+            "Ctrl+Shift+O",
+            self._open_checkpoint_dialog,
+            "Open a checkpoint (ours, timm, torchvision, Hugging Face, the paper's)",
+        )
+        self._action(
+            file_menu,
+            "Open &Mask…",
+            "Ctrl+M",
+            self._open_mask_dialog,
+            "Open a mask image for SMM (non-zero = object)",
+        )
+        self._action(
+            file_menu,
+            "Open &Folder…",
+            "Ctrl+Shift+F",
+            self._open_folder_dialog,
+            "Browse a folder of images (arrow keys move through it)",
+        )
+        self._action(
+            file_menu,
+            "Open Checkpoint with &Options…",
+            None,
+            self._open_checkpoint_options_dialog,
+            "Open a checkpoint and say what its file cannot tell: heads, class names, "
+            "normalisation, resize policy, input size",
+        )
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._rebuild_recent_menu()
         file_menu.addSeparator()
-        self._action(file_menu, "&Save Model As…", "Ctrl+Shift+S", self._save_model_dialog,
-                     "Save the open model in ViT Inspector's format, with its class names, "
-                     "preprocessing and where it came from")
-        self._action(file_menu, "&Export Overlay…", "Ctrl+E", self._export_dialog,
-                     "Save the overlay PNG (settings in its metadata) and the raw map .npy")
-        self._action(file_menu, "Export &Grid…", "Ctrl+Shift+E", self._export_grid_dialog,
-                     "Save the head/layer grid as PNG")
-        self._action(file_menu, "&Batch Export Folder…", "Ctrl+Alt+E", self._batch_dialog,
-                     "Export every image of the open folder (overlay PNG + .npy) with the "
-                     "current settings")
+        self._action(
+            file_menu,
+            "&Save Model As…",
+            "Ctrl+Shift+S",
+            self._save_model_dialog,
+            "Save the open model in ViT Inspector's format, with its class names, "
+            "preprocessing and where it came from",
+        )
+        self._action(
+            file_menu,
+            "&Export Overlay…",
+            "Ctrl+E",
+            self._export_dialog,
+            "Save the overlay PNG (settings in its metadata) and the raw map .npy",
+        )
+        self._action(
+            file_menu,
+            "Export &Grid…",
+            "Ctrl+Shift+E",
+            self._export_grid_dialog,
+            "Save the head/layer grid as PNG",
+        )
+        self._action(
+            file_menu,
+            "&Batch Export Folder…",
+            "Ctrl+Alt+E",
+            self._batch_dialog,
+            "Export every image of the open folder (overlay PNG + .npy) with the current settings",
+        )
         file_menu.addSeparator()
-        self._action(file_menu, "Com&pare Checkpoints…", "Ctrl+Shift+C", self._compare_dialog,
-                     "Show several checkpoints side by side on this image and settings")
-        self._action(file_menu, "Compare the Study's &Models (Tiny ImageNet-10)", None,
-                     self._compare_study_models,
-                     "The paper's 14 models as trained by our reproduction "
-                     "(checkpoints/tiny-imagenet-10), side by side on this image")
+        self._action(
+            file_menu,
+            "Com&pare Checkpoints…",
+            "Ctrl+Shift+C",
+            self._compare_dialog,
+            "Show several checkpoints side by side on this image and settings",
+        )
+        self._action(
+            file_menu,
+            "Compare the Study's &Models (Tiny ImageNet-10)",
+            None,
+            self._compare_study_models,
+            "The paper's 14 models as trained by our reproduction "
+            "(checkpoints/tiny-imagenet-10), side by side on this image",
+        )
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
 
         view = mb.addMenu("&View")
-        self._action(view, "Toggle &Overlay", "O",
-                     lambda: self.controls.show_overlay.toggle(), "Show or hide the overlay")
+        self._action(
+            view,
+            "Toggle &Overlay",
+            "O",
+            lambda: self.controls.show_overlay.toggle(),
+            "Show or hide the overlay",
+        )
         self._action(view, "&Fit Image", "F", self.image_view.fit)
         self._action(view, "Query: &Class Token", "Esc", lambda: self.controls.set_query(0))
         self._action(view, "Discard −0.05", "[", lambda: self.controls.step_discard(-5))
@@ -1230,13 +1360,18 @@ class MainWindow(QMainWindow):
         self._action(view, "Next Image", "PgDown", lambda: self.strip.step(+1))
         view.addSeparator()
         methods = view.addMenu("&Method")
-        for i, m in enumerate(("attention", "rollout", "grad-rollout", "relevance",
-                               "cls-attention")):
+        for i, m in enumerate(
+            ("attention", "rollout", "grad-rollout", "relevance", "cls-attention")
+        ):
             self._action(methods, m, f"Ctrl+{i + 1}", lambda m=m: self.controls.set_method(m))
         view.addSeparator()
         panels = view.addMenu("&Panels")
-        for dock in (self.controls_dock, self.predictions_dock, self.explorer_dock,
-                     *self.extra_docks.values()):
+        for dock in (
+            self.controls_dock,
+            self.predictions_dock,
+            self.explorer_dock,
+            *self.extra_docks.values(),
+        ):
             panels.addAction(dock.toggleViewAction())
 
         help_menu = mb.addMenu("&Help")
@@ -1252,10 +1387,10 @@ class MainWindow(QMainWindow):
         group.setExclusive(True)
         self.tool_actions: dict[str, QAction] = {}
         for key, text, shortcut, tip in (
-                ("query", "Query", "Q", "Click a patch to see its attention (Q)"),
-                ("brush", "Brush", "B", "Paint the mask: left drag paints, right drag erases "
-                                        "(B)"),
-                ("box", "Box", "X", "Drag a rectangle as the mask (X)")):
+            ("query", "Query", "Q", "Click a patch to see its attention (Q)"),
+            ("brush", "Brush", "B", "Paint the mask: left drag paints, right drag erases (B)"),
+            ("box", "Box", "X", "Drag a rectangle as the mask (X)"),
+        ):
             act = QAction(text, self)
             act.setCheckable(True)
             act.setShortcut(QKeySequence(shortcut))
@@ -1297,36 +1432,47 @@ class MainWindow(QMainWindow):
         return act
 
     def _about(self) -> None:
-        QMessageBox.about(self, "ViT Inspector",
-                          "<b>ViT Inspector</b><br>Attention rollout, gradient rollout, relevance "
-                          "and last-layer CLS attention for Vision Transformers, with SMM.")
+        QMessageBox.about(
+            self,
+            "ViT Inspector",
+            "<b>ViT Inspector</b><br>Attention rollout, gradient rollout, relevance "
+            "and last-layer CLS attention for Vision Transformers, with SMM.",
+        )
 
     def _open_image_dialog(self) -> None:
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_folder(),
-                                              f"Images ({pattern});;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open image", self._last_folder(), f"Images ({pattern});;All files (*)"
+        )
         if path:
             self.open_paths([path])
 
     def _open_checkpoint_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open checkpoint", self._last_folder(),
-            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)")
+            self,
+            "Open checkpoint",
+            self._last_folder(),
+            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)",
+        )
         if path:
             self.open_checkpoint(path)
 
     def _open_checkpoint_options_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open checkpoint with options", self._last_folder(),
-            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)")
+            self,
+            "Open checkpoint with options",
+            self._last_folder(),
+            "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)",
+        )
         if not path:
             return
         options = self.ask_load_options(Path(path), None)
         if options is not None:
             self.open_checkpoint(path, options)
 
-    def ask_load_options(self, path: Path, initial: LoadOptions | None,
-                         reason: str = "") -> LoadOptions | None:
+    def ask_load_options(
+        self, path: Path, initial: LoadOptions | None, reason: str = ""
+    ) -> LoadOptions | None:
         """The load dialog for ``path``, pre-filled with ``initial``; None when cancelled."""
         return LoadOptionsDialog.ask(self, path=path, initial=initial, reason=reason)
 
@@ -1337,8 +1483,9 @@ class MainWindow(QMainWindow):
         stem = self.loaded.path.stem if self.loaded.path else "model"
         start = str(Path(self._last_folder()) / f"{stem}_inspector.pt")
         # Qt's save dialog asks before replacing an existing file: a yes is the overwrite.
-        path, _ = QFileDialog.getSaveFileName(self, "Save model as", start,
-                                              "ViT Inspector checkpoints (*.pt);;All files (*)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save model as", start, "ViT Inspector checkpoints (*.pt);;All files (*)"
+        )
         if not path:
             return
         target = Path(path)
@@ -1350,8 +1497,9 @@ class MainWindow(QMainWindow):
 
     def _open_mask_dialog(self) -> None:
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self, "Open mask", self._last_folder(),
-                                              f"Mask images ({pattern})")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open mask", self._last_folder(), f"Mask images ({pattern})"
+        )
         if path:
             self.open_mask(path)
 
@@ -1398,10 +1546,12 @@ class MainWindow(QMainWindow):
 
     def _default_dock_sizes(self) -> None:
         """Default proportions: the image gets the middle; explorer and controls the sides."""
-        self.resizeDocks([self.explorer_dock, self.controls_dock], [330, 340],
-                         Qt.Orientation.Horizontal)
-        self.resizeDocks([self.controls_dock, self.predictions_dock], [440, 250],
-                         Qt.Orientation.Vertical)
+        self.resizeDocks(
+            [self.explorer_dock, self.controls_dock], [330, 340], Qt.Orientation.Horizontal
+        )
+        self.resizeDocks(
+            [self.controls_dock, self.predictions_dock], [440, 250], Qt.Orientation.Vertical
+        )
 
     def _update_empty_state(self) -> None:
         if self.image is not None or self.raw_image is not None:
@@ -1409,23 +1559,29 @@ class MainWindow(QMainWindow):
             return
         self.image_view.set_rgb(None)
         if self.loaded is None and not self.runner.busy():
-            self.image_view.set_message("Drop a checkpoint and an image here\n"
-                                        "(File ▸ Open Checkpoint… Ctrl+Shift+O)")
+            self.image_view.set_message(
+                "Drop a checkpoint and an image here\n(File ▸ Open Checkpoint… Ctrl+Shift+O)"
+            )
         elif self.runner.busy():
             self.image_view.set_message("Loading…")
         else:
             self.image_view.set_message("Drop an image here (File ▸ Open Image… Ctrl+O)")
-        self.predictions.clear("No prediction yet: open a checkpoint and an image."
-                               if self.loaded is None else "Open an image to see predictions.")
+        self.predictions.clear(
+            "No prediction yet: open a checkpoint and an image."
+            if self.loaded is None
+            else "Open an image to see predictions."
+        )
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self._closing = True
         training = self.panels.get("training")
         if training is not None and getattr(training, "is_running", lambda: False)():
             answer = QMessageBox.question(
-                self, "Training is running",
+                self,
+                "Training is running",
                 "A training job is running. Stop it (the last completed epoch's checkpoint is "
-                "kept) and quit?")
+                "kept) and quit?",
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 self._closing = False
@@ -1447,4 +1603,3 @@ def _looks_like_mask(path: Path) -> bool:
     from .drops import looks_like_mask
 
     return looks_like_mask(path)
-

@@ -78,8 +78,11 @@ TOOL_BUTTONS: tuple[tuple[str, str, str], ...] = (
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("pointing_game", "Pointing game", "Is the map's maximum inside the mask?"),
     ("relevance_mass", "Relevance mass", "Share of the map's total inside the mask"),
-    ("relevance_rank_accuracy", "Rank accuracy",
-     "Share of the |mask| highest map pixels that lie in the mask"),
+    (
+        "relevance_rank_accuracy",
+        "Rank accuracy",
+        "Share of the |mask| highest map pixels that lie in the mask",
+    ),
     ("iou_object", "IoU (object)", "Thresholded map vs mask"),
     ("map", "mAP", "Mean average precision over object and background"),
     ("mask_fraction", "Mask fraction", "Share of the image covered by the mask"),
@@ -115,7 +118,7 @@ class MetricsView(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(METRICS_DEBOUNCE_MS)  # restarted by every change: one update
-        self._timer.timeout.connect(self.refresh)     # when a drag or a stroke rests
+        self._timer.timeout.connect(self.refresh)  # when a drag or a stroke rests
         self._smm_timer = QTimer(self)
         self._smm_timer.setSingleShot(True)
         self._smm_timer.setInterval(0)  # coalesce the changes of one event-loop turn
@@ -129,8 +132,10 @@ class MetricsView(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setBold(True)
         self.smm_label.setFont(font)
-        self.smm_label.setToolTip("Saliency-map Mask Metric: Jaccard index between the map "
-                                  "thresholded at t (after min-max scaling) and the mask")
+        self.smm_label.setToolTip(
+            "Saliency-map Mask Metric: Jaccard index between the map "
+            "thresholded at t (after min-max scaling) and the mask"
+        )
         lay.addWidget(self.smm_label)
         grid = QGridLayout()
         self._value_labels: dict[str, QLabel] = {}
@@ -188,8 +193,11 @@ class MetricsView(QWidget):
     @Slot()
     def _refresh_smm(self) -> None:
         """Only the SMM line, at once, while the full update waits for the inputs to rest."""
-        if self._saliency is None or self._mask is None or (
-                self.defer_when_hidden and not self.isVisible()):
+        if (
+            self._saliency is None
+            or self._mask is None
+            or (self.defer_when_hidden and not self.isVisible())
+        ):
             return  # nothing to show, or refresh() shows it (hidden: when shown again)
         from inspector.core.metrics import smm
 
@@ -290,8 +298,7 @@ class MasksPanel(QWidget):
             self.box_spins.append(spin)
             bl.addWidget(spin, i // 2, i % 2)
         self.box_button = QPushButton("Set box")
-        self.box_button.clicked.connect(
-            lambda: self.set_box(*(s.value() for s in self.box_spins)))
+        self.box_button.clicked.connect(lambda: self.set_box(*(s.value() for s in self.box_spins)))
         bl.addWidget(self.box_button, 0, 2, 2, 1)
         lay.addWidget(box)
 
@@ -316,12 +323,14 @@ class MasksPanel(QWidget):
         self.radius_spin.setRange(0, 500)
         self.radius_spin.setValue(4)
         self.radius_spin.setSuffix(" px")
-        self.radius_spin.setToolTip("Brush radius: pixels within this distance of the cursor's "
-                                    "pixel are painted")
+        self.radius_spin.setToolTip(
+            "Brush radius: pixels within this distance of the cursor's pixel are painted"
+        )
         self.erase_button = QPushButton("Erase")
         self.erase_button.setCheckable(True)
-        self.erase_button.setToolTip("Left drag removes pixels from the mask (E); a right drag "
-                                     "always erases")
+        self.erase_button.setToolTip(
+            "Left drag removes pixels from the mask (E); a right drag always erases"
+        )
         br.addWidget(QLabel("Radius"))
         br.addWidget(self.radius_spin)
         br.addWidget(self.erase_button)
@@ -333,8 +342,9 @@ class MasksPanel(QWidget):
         self.weights_label = QLabel()
         self.weights_label.setWordWrap(True)
         self.weights_button = QPushButton("Weights file…")
-        self.weights_button.setToolTip("A local torchvision Mask R-CNN state dict (COCO); "
-                                       "nothing is downloaded")
+        self.weights_button.setToolTip(
+            "A local torchvision Mask R-CNN state dict (COCO); nothing is downloaded"
+        )
         self.weights_button.clicked.connect(self._browse_weights)
         rf.addRow(self.weights_button, self.weights_label)
         self.variant_combo = QComboBox()
@@ -346,7 +356,8 @@ class MasksPanel(QWidget):
         if variant in MASKRCNN_VARIANTS:
             self.variant_combo.setCurrentText(variant)
         self.variant_combo.currentTextChanged.connect(
-            lambda v: QSettings().setValue(SETTINGS_VARIANT, v))
+            lambda v: QSettings().setValue(SETTINGS_VARIANT, v)
+        )
         rf.addRow("Variant", self.variant_combo)
         self.score_spin = _dspin(0.3, "Keep detections with score >= this (paper: 0.3)")
         rf.addRow("Score threshold", self.score_spin)
@@ -393,8 +404,9 @@ class MasksPanel(QWidget):
         if dataset_mask is not None and self._image is not None:
             dm = np.asarray(dataset_mask, dtype=bool)
             if dm.shape != self._image.shape[:2]:
-                self._show_error(f"the dataset mask is {dm.shape}, the image "
-                                 f"{self._image.shape[:2]}; ignored")
+                self._show_error(
+                    f"the dataset mask is {dm.shape}, the image {self._image.shape[:2]}; ignored"
+                )
             else:
                 self._dataset_mask = dm
         self._last_result = None
@@ -403,8 +415,10 @@ class MasksPanel(QWidget):
             h, w = self._image.shape[:2]
             for spin, hi in zip(self.box_spins, (w - 1, h - 1, w - 1, h - 1), strict=True):
                 spin.setMaximum(max(hi, 0))
-        self._set(self._dataset_mask.copy() if self._dataset_mask is not None else None,
-                  "dataset" if self._dataset_mask is not None else "")
+        self._set(
+            self._dataset_mask.copy() if self._dataset_mask is not None else None,
+            "dataset" if self._dataset_mask is not None else "",
+        )
 
     def image_size(self) -> tuple[int, int] | None:
         return None if self._image is None else tuple(self._image.shape[:2])
@@ -427,8 +441,10 @@ class MasksPanel(QWidget):
             return False
         m = np.asarray(mask)
         if m.shape != size:
-            self._show_error(f"mask is {m.shape[0]}x{m.shape[1] if m.ndim > 1 else '?'}, the "
-                             f"image {size[0]}x{size[1]}")
+            self._show_error(
+                f"mask is {m.shape[0]}x{m.shape[1] if m.ndim > 1 else '?'}, the "
+                f"image {size[0]}x{size[1]}"
+            )
             return False
         self._set(m.astype(bool, copy=True), source or "mask")
         return True
@@ -499,7 +515,7 @@ class MasksPanel(QWidget):
             r0, r1 = max(cy - r, 0), min(cy + r + 1, h)
             c0, c1 = max(cx - r, 0), min(cx + r + 1, w)
             if r0 < r1 and c0 < c1:
-                stamp = disk[r0 - (cy - r):r1 - (cy - r), c0 - (cx - r):c1 - (cx - r)]
+                stamp = disk[r0 - (cy - r) : r1 - (cy - r), c0 - (cx - r) : c1 - (cx - r)]
                 mask[r0:r1, c0:c1][stamp] = not erase
         self._set(mask, "brush")
         return True
@@ -561,8 +577,14 @@ class MasksPanel(QWidget):
         if image is None:
             self._show_error("open an image first")
             return False
-        key = (weights, self.variant_combo.currentText(), self.score_spin.value(),
-               self.mask_thr_spin.value(), self.maskrcnn_min_size, self.maskrcnn_max_size)
+        key = (
+            weights,
+            self.variant_combo.currentText(),
+            self.score_spin.value(),
+            self.mask_thr_spin.value(),
+            self.maskrcnn_min_size,
+            self.maskrcnn_max_size,
+        )
         cached = self._segmenter if self._segmenter_key == key else None
 
         def job() -> tuple[tuple, Any, Any]:
@@ -571,10 +593,12 @@ class MasksPanel(QWidget):
 
             seg = cached
             if seg is None:
-                sizes = {k: v for k, v in (("min_size", key[4]), ("max_size", key[5]))
-                         if v is not None}
-                seg = MaskRCNNSegmenter(weights, variant=key[1], score_threshold=key[2],
-                                        mask_threshold=key[3], **sizes)
+                sizes = {
+                    k: v for k, v in (("min_size", key[4]), ("max_size", key[5])) if v is not None
+                }
+                seg = MaskRCNNSegmenter(
+                    weights, variant=key[1], score_threshold=key[2], mask_threshold=key[3], **sizes
+                )
             return key, seg, seg.segment(image)
 
         self._show_error("")
@@ -595,8 +619,10 @@ class MasksPanel(QWidget):
         self.instance_combo.addItem(f"all ({len(res.detections)} detections)", -1)
         for i, (label, score, _box) in enumerate(res.detections):
             self.instance_combo.addItem(f"{i}: {seg.label_name(label)} ({score:.2f})", i)
-        self._set(np.asarray(res.mask, dtype=bool).copy(),
-                  f"mask r-cnn ({len(res.detections)} detections)")
+        self._set(
+            np.asarray(res.mask, dtype=bool).copy(),
+            f"mask r-cnn ({len(res.detections)} detections)",
+        )
         self.segmentation_done.emit(res)
 
     @Slot(int, str)
@@ -616,8 +642,9 @@ class MasksPanel(QWidget):
         if k is None or k < 0:
             self._set(np.asarray(res.mask, dtype=bool).copy(), "mask r-cnn (all)")
         else:
-            self._set(np.asarray(res.instance_masks[k], dtype=bool).copy(),
-                      f"mask r-cnn (instance {k})")
+            self._set(
+                np.asarray(res.instance_masks[k], dtype=bool).copy(), f"mask r-cnn (instance {k})"
+            )
 
     def wait_idle(self, timeout_ms: int = 30_000) -> None:
         """Wait for a running segmentation's thread (window close)."""
@@ -655,12 +682,16 @@ class MasksPanel(QWidget):
         if not has_image:
             self.status_label.setText("No image.")
         elif self._mask is None:
-            self.status_label.setText("No mask: use the dataset's, load a file, set a box, "
-                                      "paint on the image or run Mask R-CNN.")
+            self.status_label.setText(
+                "No mask: use the dataset's, load a file, set a box, "
+                "paint on the image or run Mask R-CNN."
+            )
         else:
             n = int(self._mask.sum())
-            self.status_label.setText(f"Mask from {self._source}: {n} px "
-                                      f"({100.0 * n / self._mask.size:.1f}% of the image)")
+            self.status_label.setText(
+                f"Mask from {self._source}: {n} px "
+                f"({100.0 * n / self._mask.size:.1f}% of the image)"
+            )
 
     def _show_error(self, message: str) -> None:
         self.error_label.setText(message)
@@ -678,16 +709,22 @@ class MasksPanel(QWidget):
     def _browse_mask(self) -> None:
         settings = QSettings()
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open mask", str(settings.value("masks/last_dir", "")),
-            "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff *.gif)")
+            self,
+            "Open mask",
+            str(settings.value("masks/last_dir", "")),
+            "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff *.gif)",
+        )
         if path:
             settings.setValue("masks/last_dir", str(Path(path).parent))
             self.load_mask_file(path)
 
     def _browse_weights(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Mask R-CNN weights", self.maskrcnn_weights(),
-            "PyTorch state dict (*.pth *.pt);;All files (*)")
+            self,
+            "Mask R-CNN weights",
+            self.maskrcnn_weights(),
+            "PyTorch state dict (*.pth *.pt);;All files (*)",
+        )
         if path:
             self.set_maskrcnn_weights(path)
 

@@ -39,8 +39,10 @@ class PredictionsPanel(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(2, 110)
-        self.table.setToolTip("Click a class to make it the target of gradient rollout and "
-                              "relevance; click it again to go back to the predicted class")
+        self.table.setToolTip(
+            "Click a class to make it the target of gradient rollout and "
+            "relevance; click it again to go back to the predicted class"
+        )
         self.empty = QLabel("No prediction yet: open a checkpoint and an image.")
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color: gray;")
@@ -53,8 +55,9 @@ class PredictionsPanel(QWidget):
         self._target: int | None = None
         self.table.cellClicked.connect(self._on_clicked)
 
-    def set_predictions(self, top: list[tuple[int, float]], names: list[str],
-                        true_label: int | None = None) -> None:
+    def set_predictions(
+        self, top: list[tuple[int, float]], names: list[str], true_label: int | None = None
+    ) -> None:
         """Show ``[(class_index, probability), ...]``, best first."""
         self._classes = [c for c, _ in top]
         self._target = None

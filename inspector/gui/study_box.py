@@ -35,8 +35,9 @@ class StudyBox(QGroupBox):
         super().__init__("Ablation study (the paper's 14 models)", parent)
         form = QFormLayout(self)
         self.models_list = QListWidget()
-        self.models_list.setToolTip("Models to train: the baseline and its one-change variants "
-                                    "(MISSION.md section 1)")
+        self.models_list.setToolTip(
+            "Models to train: the baseline and its one-change variants (MISSION.md section 1)"
+        )
         for name in PRESETS:
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -57,18 +58,23 @@ class StudyBox(QGroupBox):
         self.run_button.setToolTip(
             "Train, evaluate and report every checked model with the paper's hyper-parameters "
             "(epochs, data, device, double softmax and output folder from the form above). "
-            "Running it again on the same output folder resumes and reuses finished models.")
+            "Running it again on the same output folder resumes and reuses finished models."
+        )
         form.addRow(self.run_button)
 
     def presets(self) -> list[str]:
-        return [self.models_list.item(i).text() for i in range(self.models_list.count())
-                if self.models_list.item(i).checkState() == Qt.CheckState.Checked]
+        return [
+            self.models_list.item(i).text()
+            for i in range(self.models_list.count())
+            if self.models_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
 
     def set_presets(self, names: list[str]) -> None:
         for i in range(self.models_list.count()):
             item = self.models_list.item(i)
-            item.setCheckState(Qt.CheckState.Checked if item.text() in names
-                               else Qt.CheckState.Unchecked)
+            item.setCheckState(
+                Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked
+            )
 
     def set_enabled_for(self, running: bool) -> None:
         for w in (self.models_list, self.seeds_spin, self.jobs_spin, self.run_button):

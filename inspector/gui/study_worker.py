@@ -52,8 +52,9 @@ class StudyWorker(QObject):
     progress = Signal(dict)
     done = Signal(str, str, dict)
 
-    def __init__(self, spec: Any, out_dir: Path, stop: threading.Event, *,
-                 min_interval_s: float = 0.1) -> None:
+    def __init__(
+        self, spec: Any, out_dir: Path, stop: threading.Event, *, min_interval_s: float = 0.1
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.out_dir = Path(out_dir)
@@ -75,9 +76,11 @@ class StudyWorker(QObject):
 
         self._started = time.perf_counter()
         try:
-            self.log.emit(f"study: {len(self.spec.presets)} model(s) x {len(self.spec.seeds)} "
-                          f"seed(s), {self.spec.epochs} epochs, {self.spec.jobs} job(s) -> "
-                          f"{self.out_dir}; loading the data ...")
+            self.log.emit(
+                f"study: {len(self.spec.presets)} model(s) x {len(self.spec.seeds)} "
+                f"seed(s), {self.spec.epochs} epochs, {self.spec.jobs} job(s) -> "
+                f"{self.out_dir}; loading the data ..."
+            )
             result = run_study(self.spec, self.out_dir, callback=self._on_event, stop=self.stop)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the panel
             if not is_user_error(exc):
@@ -87,10 +90,16 @@ class StudyWorker(QObject):
         if result.status != "finished":
             self._finish("stopped", result.message)
             return
-        self._finish("finished", result.message, {
-            "rows": result.rows, "report": str(self.out_dir / "report.md"),
-            "models": study_models(self.out_dir, result.rows, self.spec.seeds[0]),
-            "wall_seconds": result.wall_seconds})
+        self._finish(
+            "finished",
+            result.message,
+            {
+                "rows": result.rows,
+                "report": str(self.out_dir / "report.md"),
+                "models": study_models(self.out_dir, result.rows, self.spec.seeds[0]),
+                "wall_seconds": result.wall_seconds,
+            },
+        )
 
     # Called on the worker thread by the core -------------------------------------------
     def _on_event(self, event: Any) -> None:
@@ -111,8 +120,19 @@ class StudyWorker(QObject):
         curves = {}
         if event.kind == "epoch" and event.metrics:
             curves = {k: float(event.metrics[k]) for k in _CURVE_KEYS if k in event.metrics}
-        self.progress.emit({"kind": event.kind, "fraction": float(event.fraction), "curves": curves,
-                            "index": event.index, "total": event.total,
-                            "preset": event.preset, "seed": event.seed, "epoch": event.epoch,
-                            "epochs": event.epochs, "message": event.message,
-                            "elapsed": elapsed, "eta_seconds": eta})
+        self.progress.emit(
+            {
+                "kind": event.kind,
+                "fraction": float(event.fraction),
+                "curves": curves,
+                "index": event.index,
+                "total": event.total,
+                "preset": event.preset,
+                "seed": event.seed,
+                "epoch": event.epoch,
+                "epochs": event.epochs,
+                "message": event.message,
+                "elapsed": elapsed,
+                "eta_seconds": eta,
+            }
+        )

@@ -64,8 +64,11 @@ from .study_worker import StudyWorker
 from .training_worker import DatasetSpec, TrainingJob, TrainingWorker, user_message
 
 CUSTOM = "custom"
-DATASET_KINDS = (("synthetic", "Synthetic shapes"), ("tiny-imagenet", "Tiny ImageNet folder"),
-                 ("folder", "Image folder (one sub-folder per class)"))
+DATASET_KINDS = (
+    ("synthetic", "Synthetic shapes"),
+    ("tiny-imagenet", "Tiny ImageNet folder"),
+    ("folder", "Image folder (one sub-folder per class)"),
+)
 # The ablation switches a preset sets (MISSION.md section 1); compared to name the preset.
 _SWITCHES = ("pos_encoding", "depth", "num_heads", "hidden_size", "residual", "layernorm")
 
@@ -113,8 +116,10 @@ class TrainingPanel(QWidget):
         form = QFormLayout(model_box)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems([*PRESETS, CUSTOM])
-        self.preset_combo.setToolTip("The paper's baseline and its one-change ablations; "
-                                     "choosing one fills every switch below")
+        self.preset_combo.setToolTip(
+            "The paper's baseline and its one-change ablations; "
+            "choosing one fills every switch below"
+        )
         self.preset_combo.currentTextChanged.connect(self._on_preset_chosen)
         form.addRow("Preset", self.preset_combo)
         self.pos_combo = QComboBox()
@@ -133,7 +138,8 @@ class TrainingPanel(QWidget):
         self.double_softmax_check = QCheckBox("Paper-faithful double softmax")
         self.double_softmax_check.setToolTip(
             "Softmax inside the model, then cross-entropy on the probabilities, as the "
-            "authors' code did")
+            "authors' code did"
+        )
         form.addRow(self.double_softmax_check)
         for w in (self.pos_combo,):
             w.currentTextChanged.connect(self._on_switch_changed)
@@ -152,8 +158,9 @@ class TrainingPanel(QWidget):
         self.batch_spin = _spin(1, 65_536, "Batch size")
         self.batch_spin.setValue(defaults.batch_size)
         tform.addRow("Batch size", self.batch_spin)
-        self.lr_spin = _dspin(1e-6, 10.0, 6, defaults.lr, "Peak learning rate (warm-up, then "
-                                                          "linear decay)")
+        self.lr_spin = _dspin(
+            1e-6, 10.0, 6, defaults.lr, "Peak learning rate (warm-up, then linear decay)"
+        )
         tform.addRow("Learning rate", self.lr_spin)
         self.wd_spin = _dspin(0.0, 10.0, 4, defaults.weight_decay, "Weight decay")
         tform.addRow("Weight decay", self.wd_spin)
@@ -179,11 +186,13 @@ class TrainingPanel(QWidget):
         self.classes_spin = _spin(2, 200, "Number of classes to use")
         self.classes_spin.setValue(10)
         dform.addRow("Classes", self.classes_spin)
-        self.train_per_class_spin = _spin(0, 100_000, "Training images per class "
-                                                      "(0 = the loader's default)")
+        self.train_per_class_spin = _spin(
+            0, 100_000, "Training images per class (0 = the loader's default)"
+        )
         dform.addRow("Train / class", self.train_per_class_spin)
-        self.val_per_class_spin = _spin(0, 100_000, "Synthetic validation images per class "
-                                                    "(0 = default)")
+        self.val_per_class_spin = _spin(
+            0, 100_000, "Synthetic validation images per class (0 = default)"
+        )
         dform.addRow("Val / class", self.val_per_class_spin)
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("output folder for last.pt, best.pt, history.json")
@@ -203,8 +212,9 @@ class TrainingPanel(QWidget):
         self.start_button.setShortcut("Ctrl+Return")
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop after the current step; the last completed epoch's "
-                                      "checkpoint is kept")
+        self.cancel_button.setToolTip(
+            "Stop after the current step; the last completed epoch's checkpoint is kept"
+        )
         self.cancel_button.clicked.connect(self.cancel)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
@@ -228,15 +238,20 @@ class TrainingPanel(QWidget):
         self.acc_plot.setYRange(0.0, 1.0)
         sym = {"symbol": "o", "symbolSize": 5}
         self.train_loss_curve = self.loss_plot.plot(
-            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym)
+            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym
+        )
         self.val_loss_curve = self.loss_plot.plot(
-            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym)
+            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym
+        )
         self.step_loss_curve = self.loss_plot.plot(
-            name="batch", pen=pg.mkPen((120, 120, 120, 110), width=1))
+            name="batch", pen=pg.mkPen((120, 120, 120, 110), width=1)
+        )
         self.train_acc_curve = self.acc_plot.plot(
-            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym)
+            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym
+        )
         self.val_acc_curve = self.acc_plot.plot(
-            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym)
+            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym
+        )
         right.addWidget(self.loss_plot, 2)
         right.addWidget(self.acc_plot, 2)
         self.progress = QProgressBar()
@@ -252,13 +267,15 @@ class TrainingPanel(QWidget):
         self.log_view.setPlaceholderText("Training log")
         right.addWidget(self.log_view, 1)
         self.study_table = StudyTable()
-        self.study_table.setToolTip("The study's report (mean ± std over seeds); hover a cell "
-                                    "for the paper's value")
+        self.study_table.setToolTip(
+            "The study's report (mean ± std over seeds); hover a cell for the paper's value"
+        )
         self.study_table.hide()
         right.addWidget(self.study_table, 2)
         self.compare_button = QPushButton("Open Study Models in Compare View")
         self.compare_button.clicked.connect(
-            lambda: self.study_finished.emit(list(self._study_models)))
+            lambda: self.study_finished.emit(list(self._study_models))
+        )
         self.compare_button.hide()
         right.addWidget(self.compare_button)
         self._step_x: list[float] = []
@@ -292,24 +309,37 @@ class TrainingPanel(QWidget):
             ConfigError: inconsistent values (e.g. hidden size not divisible by the heads).
         """
         return ViTConfig().replace(
-            pos_encoding=self.pos_combo.currentText(), depth=self.depth_spin.value(),
-            num_heads=self.heads_spin.value(), hidden_size=self.hidden_spin.value(),
-            residual=self.residual_check.isChecked(), layernorm=self.layernorm_check.isChecked(),
-            output_softmax=self.double_softmax_check.isChecked())
+            pos_encoding=self.pos_combo.currentText(),
+            depth=self.depth_spin.value(),
+            num_heads=self.heads_spin.value(),
+            hidden_size=self.hidden_spin.value(),
+            residual=self.residual_check.isChecked(),
+            layernorm=self.layernorm_check.isChecked(),
+            output_softmax=self.double_softmax_check.isChecked(),
+        )
 
     def train_config(self) -> TrainConfig:
         """The training settings as set in the form (raises ``ConfigError`` when invalid)."""
-        return TrainConfig(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
-                           lr=self.lr_spin.value(), weight_decay=self.wd_spin.value(),
-                           seed=self.seed_spin.value(), device=self.device_combo.currentText())
+        return TrainConfig(
+            epochs=self.epochs_spin.value(),
+            batch_size=self.batch_spin.value(),
+            lr=self.lr_spin.value(),
+            weight_decay=self.wd_spin.value(),
+            seed=self.seed_spin.value(),
+            device=self.device_combo.currentText(),
+        )
 
     def dataset_spec(self) -> DatasetSpec:
         tpc = self.train_per_class_spin.value() or None
         vpc = self.val_per_class_spin.value() or None
-        return DatasetSpec(kind=self.dataset_combo.currentData(),
-                           path=self.data_path_edit.text().strip(),
-                           classes=self.classes_spin.value(), seed=self.seed_spin.value(),
-                           train_per_class=tpc, val_per_class=vpc)
+        return DatasetSpec(
+            kind=self.dataset_combo.currentData(),
+            path=self.data_path_edit.text().strip(),
+            classes=self.classes_spin.value(),
+            seed=self.seed_spin.value(),
+            train_per_class=tpc,
+            val_per_class=vpc,
+        )
 
     def set_dataset(self, kind: str, path: str | Path = "") -> None:
         """Choose the dataset kind (``synthetic``, ``tiny-imagenet``, ``folder``) and folder."""
@@ -418,22 +448,27 @@ class TrainingPanel(QWidget):
         except ValueError as exc:  # ConfigError is a ValueError
             self.show_error(user_message(exc))
             return False
-        job = TrainingJob(model_cfg=model_cfg, train_cfg=train_cfg, dataset=spec,
-                          out_dir=Path(out).expanduser(),
-                          overwrite=self.overwrite_check.isChecked(),
-                          provenance={"preset": self.preset_combo.currentText(),
-                                      "source": "vit-inspector gui"})
+        job = TrainingJob(
+            model_cfg=model_cfg,
+            train_cfg=train_cfg,
+            dataset=spec,
+            out_dir=Path(out).expanduser(),
+            overwrite=self.overwrite_check.isChecked(),
+            provenance={"preset": self.preset_combo.currentText(), "source": "vit-inspector gui"},
+        )
         self._reset_curves()
         self._set_plot_mode(study=False)
         self._stop = threading.Event()
         worker = TrainingWorker(job, self._stop)
         worker.step.connect(self._on_step)
         worker.epoch.connect(self._on_epoch)
-        self._append_log(f"starting: {self.preset_combo.currentText()} "
-                         f"({model_cfg.depth} blocks, {model_cfg.num_heads} heads, hidden "
-                         f"{model_cfg.hidden_size}, {model_cfg.pos_encoding} positions), "
-                         f"{train_cfg.epochs} epochs, batch {train_cfg.batch_size}, "
-                         f"lr {train_cfg.lr:g} -> {job.out_dir}")
+        self._append_log(
+            f"starting: {self.preset_combo.currentText()} "
+            f"({model_cfg.depth} blocks, {model_cfg.num_heads} heads, hidden "
+            f"{model_cfg.hidden_size}, {model_cfg.pos_encoding} positions), "
+            f"{train_cfg.epochs} epochs, batch {train_cfg.batch_size}, "
+            f"lr {train_cfg.lr:g} -> {job.out_dir}"
+        )
         self._launch(worker)
         return True
 
@@ -458,13 +493,18 @@ class TrainingPanel(QWidget):
             raise ValueError("check at least one model for the study")
         synthetic = data.kind == "synthetic"
         return StudySpec(
-            data="synthetic" if synthetic else data.path, classes=data.classes,
-            presets=tuple(presets), seeds=tuple(range(self.study_box.seeds_spin.value())),
-            epochs=self.epochs_spin.value(), jobs=self.study_box.jobs_spin.value(),
+            data="synthetic" if synthetic else data.path,
+            classes=data.classes,
+            presets=tuple(presets),
+            seeds=tuple(range(self.study_box.seeds_spin.value())),
+            epochs=self.epochs_spin.value(),
+            jobs=self.study_box.jobs_spin.value(),
             paper_faithful=self.double_softmax_check.isChecked(),
-            device=self.device_combo.currentText(), train_per_class=data.train_per_class,
+            device=self.device_combo.currentText(),
+            train_per_class=data.train_per_class,
             val_per_class=data.val_per_class if synthetic else None,
-            test_per_class=data.val_per_class if synthetic else None)
+            test_per_class=data.val_per_class if synthetic else None,
+        )
 
     @Slot()
     def start_study(self) -> bool:
@@ -546,10 +586,12 @@ class TrainingPanel(QWidget):
         self.progress.setValue(int(round(1000 * info["global_step"] / total)))
         self.progress.setFormat(
             f"epoch {info['epoch']}/{info['epochs']} · step {info['step']}/"
-            f"{info['steps_per_epoch']} · %p% · ETA {format_eta(info['eta_seconds'])}")
+            f"{info['steps_per_epoch']} · %p% · ETA {format_eta(info['eta_seconds'])}"
+        )
         self.status_label.setText(
             f"loss {info['loss']:.4f} · lr {info['lr']:.2e} · "
-            f"{info['images_per_second']:.0f} img/s · elapsed {format_eta(info['elapsed'])}")
+            f"{info['images_per_second']:.0f} img/s · elapsed {format_eta(info['elapsed'])}"
+        )
         # The batch loss on the epoch axis: epoch e step s sits at e - 1 + s / steps.
         self._step_x.append(info["epoch"] - 1 + info["step"] / max(1, info["steps_per_epoch"]))
         self._step_y.append(info["loss"])
@@ -560,8 +602,12 @@ class TrainingPanel(QWidget):
         self.progress.setValue(int(round(1000 * info["fraction"])))
         if info["curves"]:
             self._add_study_point(info)
-        where = (f"model {info['index']}/{info['total']} {info['preset']} · epoch "
-                 f"{info['epoch']}/{info['epochs']}" if info["preset"] else "study")
+        where = (
+            f"model {info['index']}/{info['total']} {info['preset']} · epoch "
+            f"{info['epoch']}/{info['epochs']}"
+            if info["preset"]
+            else "study"
+        )
         self.progress.setFormat(f"{where} · %p% · ETA {format_eta(info['eta_seconds'])}")
         self.status_label.setText(f"{info['message']} · elapsed {format_eta(info['elapsed'])}")
 
@@ -571,8 +617,13 @@ class TrainingPanel(QWidget):
         key = (info["preset"], info["seed"])
         if key not in self._study_curves:
             pen = pg.mkPen(pg.intColor(info["index"] - 1, hues=max(info["total"], 2)), width=1.5)
-            self._study_curves[key] = ([], [], [], self.loss_plot.plot(pen=pen),
-                                       self.acc_plot.plot(pen=pen))
+            self._study_curves[key] = (
+                [],
+                [],
+                [],
+                self.loss_plot.plot(pen=pen),
+                self.acc_plot.plot(pen=pen),
+            )
         epochs, losses, accs, loss_curve, acc_curve = self._study_curves[key]
         epochs.append(info["epoch"])
         losses.append(info["curves"].get("train_loss", float("nan")))
@@ -600,15 +651,19 @@ class TrainingPanel(QWidget):
             f"acc {row['train_acc']:.3f} · val loss {row['val_loss']:.4f} "
             f"acc {row['val_accuracy']:.3f} F1 {_fmt(row.get('val_f1'))} "
             f"AUC {_fmt(row.get('val_roc_auc'))} · {row.get('seconds', float('nan')):.1f} s"
-            f"{best}")
+            f"{best}"
+        )
 
     def _on_thread_finished(self, thread: QThread) -> None:
         if thread is not self._thread:
             return  # already handled (request_stop_and_wait and the signal both call this)
         worker = self._worker
         self._thread = self._worker = None
-        status, message, extra = (worker.result if worker is not None and worker.result
-                                  else ("stopped", "the job ended", ""))
+        status, message, extra = (
+            worker.result
+            if worker is not None and worker.result
+            else ("stopped", "the job ended", "")
+        )
         path = extra if isinstance(extra, str) else ""
         self._result = (status, message, path)
         if worker is not None:
@@ -639,12 +694,26 @@ class TrainingPanel(QWidget):
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for w in (self.preset_combo, self.pos_combo, self.depth_spin, self.heads_spin,
-                  self.hidden_spin, self.residual_check, self.layernorm_check,
-                  self.double_softmax_check, self.epochs_spin, self.batch_spin, self.lr_spin,
-                  self.wd_spin, self.seed_spin, self.device_combo, self.dataset_combo,
-                  self.out_edit, self.out_browse,
-                  self.overwrite_check):
+        for w in (
+            self.preset_combo,
+            self.pos_combo,
+            self.depth_spin,
+            self.heads_spin,
+            self.hidden_spin,
+            self.residual_check,
+            self.layernorm_check,
+            self.double_softmax_check,
+            self.epochs_spin,
+            self.batch_spin,
+            self.lr_spin,
+            self.wd_spin,
+            self.seed_spin,
+            self.device_combo,
+            self.dataset_combo,
+            self.out_edit,
+            self.out_browse,
+            self.overwrite_check,
+        ):
             w.setEnabled(not running)
         self.study_box.set_enabled_for(running)
         self._on_dataset_kind()
@@ -654,8 +723,7 @@ class TrainingPanel(QWidget):
         """A study draws one line per run (training loss, validation accuracy); a single job
         draws train / validation / batch curves with their legend."""
         self.loss_plot.setTitle("Training loss, one line per model" if study else "Loss")
-        self.acc_plot.setTitle("Validation accuracy, one line per model" if study
-                               else "Accuracy")
+        self.acc_plot.setTitle("Validation accuracy, one line per model" if study else "Accuracy")
         self.loss_legend.setVisible(not study)
         self.acc_legend.setVisible(not study)
 
@@ -666,8 +734,13 @@ class TrainingPanel(QWidget):
             self.acc_plot.removeItem(acc_curve)
         self._study_curves = {}
         self._step_x, self._step_y = [], []
-        for curve in (self.train_loss_curve, self.val_loss_curve, self.step_loss_curve,
-                      self.train_acc_curve, self.val_acc_curve):
+        for curve in (
+            self.train_loss_curve,
+            self.val_loss_curve,
+            self.step_loss_curve,
+            self.train_acc_curve,
+            self.val_acc_curve,
+        ):
             curve.setData([], [])
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name

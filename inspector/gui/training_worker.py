@@ -91,8 +91,7 @@ def load_splits(spec: DatasetSpec) -> Any:
         return make_synthetic(seed=spec.seed, num_classes=spec.classes, **kwargs)
     folder = Path(spec.path).expanduser()
     if not spec.path or not folder.is_dir():
-        raise FileNotFoundError(f"dataset folder {str(folder)!r} does not exist or is not a "
-                                f"folder")
+        raise FileNotFoundError(f"dataset folder {str(folder)!r} does not exist or is not a folder")
     kwargs = {}
     if spec.train_per_class is not None:
         kwargs["train_per_class"] = spec.train_per_class
@@ -120,8 +119,7 @@ def user_message(exc: BaseException) -> str:
 def is_user_error(exc: BaseException) -> bool:
     """Errors with a message meant for the user: the core's own exception classes
     (DatasetError, TrainingError, ConfigError, CheckpointError...) and bad-input builtins."""
-    return (type(exc).__module__.startswith("inspector.")
-            or isinstance(exc, _USER_ERRORS))
+    return type(exc).__module__.startswith("inspector.") or isinstance(exc, _USER_ERRORS)
 
 
 class TrainingWorker(QObject):
@@ -142,8 +140,9 @@ class TrainingWorker(QObject):
     epoch = Signal(dict)
     done = Signal(str, str, str)
 
-    def __init__(self, job: TrainingJob, stop: threading.Event, *,
-                 min_step_interval_s: float = 0.1) -> None:
+    def __init__(
+        self, job: TrainingJob, stop: threading.Event, *, min_step_interval_s: float = 0.1
+    ) -> None:
         super().__init__()
         self.job = job
         self.stop = stop
@@ -167,14 +166,17 @@ class TrainingWorker(QObject):
             self.log.emit(f"loading {self.job.dataset.describe()} ...")
             t0 = time.perf_counter()
             data = load_splits(self.job.dataset)
-            self.log.emit(f"loaded {len(data.train)} training and {len(data.val)} validation "
-                          f"images, {data.train.num_classes} classes "
-                          f"({time.perf_counter() - t0:.1f} s)")
+            self.log.emit(
+                f"loaded {len(data.train)} training and {len(data.val)} validation "
+                f"images, {data.train.num_classes} classes "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
             if self.stop.is_set():
                 self._finish("stopped", "cancelled before training started")
                 return
-            model_cfg = self.job.model_cfg.replace(num_classes=data.train.num_classes,
-                                                   image_size=int(data.train.images.shape[-1]))
+            model_cfg = self.job.model_cfg.replace(
+                num_classes=data.train.num_classes, image_size=int(data.train.images.shape[-1])
+            )
 
             def on_event(event: StepEvent | EpochEvent) -> None:
                 if isinstance(event, StepEvent):
@@ -183,11 +185,17 @@ class TrainingWorker(QObject):
                     self._on_epoch(event)
 
             self._started = time.perf_counter()
-            result = train(model_cfg, self.job.train_cfg, data, self.job.out_dir,
-                           callback=on_event, stop=self.stop, resume=self.job.resume,
-                           overwrite=self.job.overwrite,
-                           provenance={"data": self.job.dataset.describe(),
-                                       **self.job.provenance})
+            result = train(
+                model_cfg,
+                self.job.train_cfg,
+                data,
+                self.job.out_dir,
+                callback=on_event,
+                stop=self.stop,
+                resume=self.job.resume,
+                overwrite=self.job.overwrite,
+                provenance={"data": self.job.dataset.describe(), **self.job.provenance},
+            )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the panel
             if not is_user_error(exc):
                 traceback.print_exc(file=sys.stderr)  # for developers; the user gets a line
@@ -209,16 +217,32 @@ class TrainingWorker(QObject):
         remaining = event.total_steps - event.global_step
         # ETA from the average time per step so far (includes the per-epoch validation).
         eta = elapsed / event.global_step * remaining if event.global_step else float("nan")
-        self.step.emit({
-            "epoch": event.epoch, "epochs": self._epochs, "step": event.step,
-            "steps_per_epoch": event.steps_per_epoch, "global_step": event.global_step,
-            "total_steps": event.total_steps, "loss": float(event.loss), "lr": float(event.lr),
-            "images_per_second": float(event.images_per_second), "elapsed": elapsed,
-            "eta_seconds": eta,
-        })
+        self.step.emit(
+            {
+                "epoch": event.epoch,
+                "epochs": self._epochs,
+                "step": event.step,
+                "steps_per_epoch": event.steps_per_epoch,
+                "global_step": event.global_step,
+                "total_steps": event.total_steps,
+                "loss": float(event.loss),
+                "lr": float(event.lr),
+                "images_per_second": float(event.images_per_second),
+                "elapsed": elapsed,
+                "eta_seconds": eta,
+            }
+        )
 
     def _on_epoch(self, event: Any) -> None:
-        metrics = {k: (v.item() if hasattr(v, "item") and not isinstance(v, list) else v)
-                   for k, v in event.metrics.items()}
-        self.epoch.emit({"epoch": event.epoch, "epochs": event.epochs, "is_best": event.is_best,
-                         "metrics": metrics})
+        metrics = {
+            k: (v.item() if hasattr(v, "item") and not isinstance(v, list) else v)
+            for k, v in event.metrics.items()
+        }
+        self.epoch.emit(
+            {
+                "epoch": event.epoch,
+                "epochs": event.epochs,
+                "is_best": event.is_best,
+                "metrics": metrics,
+            }
+        )

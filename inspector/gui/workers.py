@@ -52,8 +52,16 @@ def user_message(exc: BaseException) -> str:
     if not text:
         return name
     # Our own error classes already carry a readable message; name the built-in ones.
-    if name in ("FileNotFoundError", "PermissionError", "IsADirectoryError", "MemoryError",
-                "RuntimeError", "KeyError", "IndexError", "TypeError"):
+    if name in (
+        "FileNotFoundError",
+        "PermissionError",
+        "IsADirectoryError",
+        "MemoryError",
+        "RuntimeError",
+        "KeyError",
+        "IndexError",
+        "TypeError",
+    ):
         return f"{name}: {text}"
     return text
 

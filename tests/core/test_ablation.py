@@ -42,8 +42,16 @@ TIMING = {"eval_seconds", "train_seconds", "reused", "settings"}
 
 
 def _spec(**kw) -> StudySpec:
-    base = dict(classes=3, presets=PRESETS, epochs=2, device="cpu", train_per_class=8,
-                val_per_class=2, test_per_class=2, threads=1)
+    base = dict(
+        classes=3,
+        presets=PRESETS,
+        epochs=2,
+        device="cpu",
+        train_per_class=8,
+        val_per_class=2,
+        test_per_class=2,
+        threads=1,
+    )
     return StudySpec(**{**base, **kw})
 
 
@@ -96,19 +104,26 @@ def _direct_eval(out: Path, preset: str, spec: StudySpec, threshold: float) -> d
     probs = (probs / probs.sum(-1, keepdim=True)).numpy()
     y = data.labels.numpy()
     pred = probs.argmax(1)
-    p, r, f1, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0,
-                                                  labels=[0, 1, 2])
+    p, r, f1, _ = precision_recall_fscore_support(
+        y, pred, average="macro", zero_division=0, labels=[0, 1, 2]
+    )
     settings = MapSettings(method="rollout", fusion="min", discard_ratio=0.0)
     smms = []
     for i in range(len(data)):
-        grid = compute_map(capture(model, x[i:i + 1].float()), settings=settings)
+        grid = compute_map(capture(model, x[i : i + 1].float()), settings=settings)
         smms.append(smm(grid, data.masks[i].numpy(), threshold))
     history = json.loads((run_dir(out, preset, 0) / "history.json").read_text())
-    return {"train_acc": history[-1]["train_acc"], "accuracy": accuracy_score(y, pred),
-            "precision": p, "recall": r, "f1": f1,
-            "roc_auc": roc_auc_score(y, probs, multi_class="ovr", average="macro"),
-            "confusion": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist(),
-            "smm": float(np.mean([s for s in smms if s is not None])), "smm_per_image": smms}
+    return {
+        "train_acc": history[-1]["train_acc"],
+        "accuracy": accuracy_score(y, pred),
+        "precision": p,
+        "recall": r,
+        "f1": f1,
+        "roc_auc": roc_auc_score(y, probs, multi_class="ovr", average="macro"),
+        "confusion": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist(),
+        "smm": float(np.mean([s for s in smms if s is not None])),
+        "smm_per_image": smms,
+    }
 
 
 _DATA: dict = {}
@@ -128,8 +143,9 @@ def test_report_numbers_match_a_direct_evaluation_of_the_saved_models(study):
     assert result.status == "finished"
     report = json.loads((out / "report.json").read_text())
     md = (out / "report.md").read_text()
-    csv_rows = {r["model"]: r for r in csv.DictReader(io.StringIO((out / "report.csv")
-                                                                   .read_text()))}
+    csv_rows = {
+        r["model"]: r for r in csv.DictReader(io.StringIO((out / "report.csv").read_text()))
+    }
     for preset in PRESETS:
         want = _direct(out, preset, _spec(), 0.3)
         (run,) = [r for r in report["runs"] if r["preset"] == preset]
@@ -160,10 +176,16 @@ def test_progress_events_cover_the_whole_study(study):
     assert all(a <= b + 1e-12 for a, b in zip(fractions, fractions[1:], strict=False))
     assert events[-1].kind == "done" and fractions[-1] == 1.0
     assert events[0].kind == "start" and events[0].fraction == 0.0
-    assert [(e.preset, e.index, e.total) for e in events if e.kind == "model_done"] == \
-        [("baseline", 1, 2), ("heads-2", 2, 2)]
-    assert [(e.preset, e.epoch) for e in events if e.kind == "epoch"] == \
-        [("baseline", 1), ("baseline", 2), ("heads-2", 1), ("heads-2", 2)]
+    assert [(e.preset, e.index, e.total) for e in events if e.kind == "model_done"] == [
+        ("baseline", 1, 2),
+        ("heads-2", 2, 2),
+    ]
+    assert [(e.preset, e.epoch) for e in events if e.kind == "epoch"] == [
+        ("baseline", 1),
+        ("baseline", 2),
+        ("heads-2", 1),
+        ("heads-2", 2),
+    ]
 
 
 def test_figures_show_each_model_on_the_same_images(study):
@@ -187,9 +209,9 @@ def test_figures_show_each_model_on_the_same_images(study):
     # Equal but where float rounding between the two input paths moves a map value across a
     # colormap-table step (jet: up to 4 levels a step, halved by the 50% opacity, plus the
     # blend's rounding); a cell of another model or image differs by tens of levels.
-    diff = np.abs(fig[y:y + 128, x0:x0 + 128].astype(int) - cell.astype(int))
+    diff = np.abs(fig[y : y + 128, x0 : x0 + 128].astype(int) - cell.astype(int))
     assert diff.max() <= 6 and diff.mean() < 0.05
-    other = np.abs(fig[y - 150:y - 150 + 128, x0:x0 + 128].astype(int) - cell.astype(int))
+    other = np.abs(fig[y - 150 : y - 150 + 128, x0 : x0 + 128].astype(int) - cell.astype(int))
     assert other.mean() > 5  # the baseline row above is a different picture
     assert fig.shape == (40 + 3 * 150 + 24, 120 + 6 * 134 + 6, 3)
     assert read_png_metadata(out / "saliency.png")["study"]["presets"] == list(PRESETS)
@@ -204,13 +226,14 @@ def test_saliency_figure_places_each_model_row_below_the_images():
     images = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
     from inspector.core.data.types import ImageDataset
 
-    test = ImageDataset(images, torch.tensor([0, 1]), torch.zeros(2, 16, 16, dtype=torch.bool),
-                        ["a", "b"])
+    test = ImageDataset(
+        images, torch.tensor([0, 1]), torch.zeros(2, 16, 16, dtype=torch.bool), ["a", "b"]
+    )
     red = np.zeros((16, 16, 3), np.uint8)
     red[..., 0] = 255
     fig = saliency_figure(test, [0, 1], {"m": [(red, 0), (red, 0)]}, {"m": [0.5, None]}, "t")
     assert fig.shape == (40 + 2 * (32 + 22) + 24, 120 + 2 * 38 + 6, 3)
-    assert np.all(fig[40 + 54:40 + 54 + 32, 120:152] == (255, 0, 0))
+    assert np.all(fig[40 + 54 : 40 + 54 + 32, 120:152] == (255, 0, 0))
 
 
 def test_figure_indices_take_one_image_per_class_in_order():
@@ -289,8 +312,14 @@ def test_new_saliency_settings_reevaluate_without_retraining(study, tmp_path):
 def test_a_failing_run_leaves_the_good_report_in_place(study, tmp_path):
     out = tmp_path / "study"
     shutil.copytree(study[0], out)
-    names = ["report.md", "report.csv", "report.json", "saliency.png",
-             "confusion/baseline.png", "curves/heads-2.png"]
+    names = [
+        "report.md",
+        "report.csv",
+        "report.json",
+        "saliency.png",
+        "confusion/baseline.png",
+        "curves/heads-2.png",
+    ]
     before = {n: (out / n).read_bytes() for n in names}
     last = run_dir(out, "heads-2", 0) / "last.pt"
     last.write_bytes(last.read_bytes()[:200])  # a truncated checkpoint
@@ -304,8 +333,9 @@ def test_commit_files_replaces_all_or_nothing(tmp_path):
     (tmp_path / "a.txt").write_text("old a")
     (tmp_path / "c").mkdir()  # a folder where a file should go: the commit must fail
     with pytest.raises(IsADirectoryError):
-        commit_files({tmp_path / "a.txt": b"new a", tmp_path / "b.txt": b"new b",
-                      tmp_path / "c": b"x"})
+        commit_files(
+            {tmp_path / "a.txt": b"new a", tmp_path / "b.txt": b"new b", tmp_path / "c": b"x"}
+        )
     assert (tmp_path / "a.txt").read_text() == "old a"
     assert not (tmp_path / "b.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "c"]
@@ -324,15 +354,18 @@ def test_a_folder_of_another_study_is_refused(study):
     assert (out / "study.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"presets": ("baseline", "heads-3")}, "heads-3"),
-    ({"presets": ()}, "non-empty"),
-    ({"seeds": (0, 0)}, "seeds"),
-    ({"threshold": 1.5}, "threshold"),
-    ({"discard_ratio": 1.0}, "discard"),
-    ({"method": "gradcam"}, "gradcam"),
-    ({"epochs": 0}, "epochs"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"presets": ("baseline", "heads-3")}, "heads-3"),
+        ({"presets": ()}, "non-empty"),
+        ({"seeds": (0, 0)}, "seeds"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"discard_ratio": 1.0}, "discard"),
+        ({"method": "gradcam"}, "gradcam"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
 def test_bad_specs_are_clear_errors(changes, message):
     with pytest.raises(AblationError, match=message):
         _spec(**changes)
@@ -348,8 +381,10 @@ def test_a_bad_data_path_leaves_no_study_folder_behind(tmp_path):
     from inspector.core.data import DatasetError
 
     with pytest.raises(DatasetError):
-        run_study(_spec(data=str(tmp_path / "missing"), val_per_class=None,
-                        test_per_class=None), tmp_path / "out")
+        run_study(
+            _spec(data=str(tmp_path / "missing"), val_per_class=None, test_per_class=None),
+            tmp_path / "out",
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -360,8 +395,10 @@ def test_a_folder_that_is_not_tiny_imagenet_is_named_as_such(tmp_path):
 
     (tmp_path / "data" / "cats").mkdir(parents=True)
     with pytest.raises(DatasetError, match="wnids.txt"):
-        run_study(_spec(data=str(tmp_path / "data"), val_per_class=None,
-                        test_per_class=None), tmp_path / "out")
+        run_study(
+            _spec(data=str(tmp_path / "data"), val_per_class=None, test_per_class=None),
+            tmp_path / "out",
+        )
 
 
 # ------------------------------------------------------------------------------------- jobs
@@ -371,6 +408,10 @@ def test_two_jobs_give_the_same_numbers_as_one(study, tmp_path):
     result = run_study(_spec(jobs=2), tmp_path, callback=events.append)
     assert result.status == "finished"
     assert _numbers(tmp_path) == _numbers(study[0])
-    assert sorted((e.preset, e.epoch) for e in events if e.kind == "epoch") == \
-        [("baseline", 1), ("baseline", 2), ("heads-2", 1), ("heads-2", 2)]
+    assert sorted((e.preset, e.epoch) for e in events if e.kind == "epoch") == [
+        ("baseline", 1),
+        ("baseline", 2),
+        ("heads-2", 1),
+        ("heads-2", 2),
+    ]
     assert events[-1].kind == "done" and events[-1].fraction == 1.0

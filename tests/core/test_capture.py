@@ -22,8 +22,9 @@ from inspector.core.saliency import MapSettings, compute_map
 
 def tiny_model(seed=0, **changes) -> VisionTransformer:
     torch.manual_seed(seed)
-    cfg = ViTConfig(image_size=16, patch_size=4, hidden_size=16, depth=3, num_heads=2,
-                    num_classes=5, **changes)
+    cfg = ViTConfig(
+        image_size=16, patch_size=4, hidden_size=16, depth=3, num_heads=2, num_classes=5, **changes
+    )
     return VisionTransformer(cfg).eval()
 
 

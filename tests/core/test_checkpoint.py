@@ -130,8 +130,12 @@ def test_round_trip_every_field_and_identical_logits(tmp_path):
     ]
     train_cfg = TrainConfig(epochs=2, batch_size=4)
     ckpt = Checkpoint.from_model(
-        model, class_names=NAMES, preprocess=PRE, train_config=train_cfg.to_dict(),
-        history=history, provenance={"dataset": {"name": "synthetic", "n": 30}, "seed": 7},
+        model,
+        class_names=NAMES,
+        preprocess=PRE,
+        train_config=train_cfg.to_dict(),
+        history=history,
+        provenance={"dataset": {"name": "synthetic", "n": 30}, "seed": 7},
     )
     path = save_checkpoint(tmp_path / "m.pt", ckpt)
     assert path == tmp_path / "m.pt" and _leftovers(tmp_path) == []
@@ -143,8 +147,12 @@ def test_round_trip_every_field_and_identical_logits(tmp_path):
     assert back.train_config == train_cfg.to_dict()
     assert TrainConfig.from_dict(back.train_config) == train_cfg
     assert back.history[0] == history[0]
-    assert back.history[1] == {"epoch": 2, "train_loss": 0.75, "val_acc": 0.625,
-                               "per_class": [1, 2, 3]}
+    assert back.history[1] == {
+        "epoch": 2,
+        "train_loss": 0.75,
+        "val_acc": 0.625,
+        "per_class": [1, 2, 3],
+    }
     assert type(back.history[1]["train_loss"]) is float  # numpy scalar stored as a Python float
     assert back.provenance == ckpt.provenance
     prov = back.provenance
@@ -179,8 +187,17 @@ def test_file_is_plain_weights_only_torch(tmp_path):
     assert raw["format"] == FORMAT_NAME == "vit-inspector"
     assert raw["format_version"] == FORMAT_VERSION == 1
     assert raw["config"] == CFG.to_dict()
-    assert set(raw) == {"format", "format_version", "config", "state_dict", "class_names",
-                        "preprocess", "train_config", "history", "provenance"}
+    assert set(raw) == {
+        "format",
+        "format_version",
+        "config",
+        "state_dict",
+        "class_names",
+        "preprocess",
+        "train_config",
+        "history",
+        "provenance",
+    }
 
 
 def test_snapshot_is_independent_of_later_training():
@@ -322,8 +339,9 @@ def test_foreign_torch_files(tmp_path):
 
     wrapped = tmp_path / "wrapped.pth"
     torch.save({"model": _model().state_dict(), "epoch": 3}, wrapped)
-    with pytest.raises(CheckpointError,
-                       match="not a vit-inspector checkpoint.*top-level keys: model, epoch"):
+    with pytest.raises(
+        CheckpointError, match="not a vit-inspector checkpoint.*top-level keys: model, epoch"
+    ):
         load_checkpoint(wrapped)
     a_list = tmp_path / "list.pt"
     torch.save([torch.ones(2)], a_list)
@@ -387,8 +405,9 @@ def test_inconsistent_metadata_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="preprocess.image_size 32"):
         Checkpoint.from_model(_model(), class_names=NAMES, preprocess=Preprocess(image_size=32))
     with pytest.raises(CheckpointError, match=r"history\[0\]\['when'\].*cannot store a object"):
-        Checkpoint.from_model(_model(), class_names=NAMES, preprocess=PRE,
-                              history=[{"when": object()}])
+        Checkpoint.from_model(
+            _model(), class_names=NAMES, preprocess=PRE, history=[{"when": object()}]
+        )
     path = _save_payload(tmp_path / "names.pt", class_names=["only-one"])
     with pytest.raises(CheckpointError, match="1 class names"):
         load_checkpoint(path)
@@ -402,8 +421,9 @@ def test_save_refuses_to_overwrite(tmp_path):
         save_checkpoint(path, other)
     assert path.read_bytes() == original
     save_checkpoint(path, other, overwrite=True)
-    assert torch.equal(load_checkpoint(path).state_dict["head.weight"],
-                       other.state_dict["head.weight"])
+    assert torch.equal(
+        load_checkpoint(path).state_dict["head.weight"], other.state_dict["head.weight"]
+    )
 
 
 def test_failed_save_keeps_old_checkpoint(tmp_path, monkeypatch):
@@ -429,8 +449,9 @@ def test_failed_save_keeps_old_checkpoint(tmp_path, monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_model_saves_and_loads_on_cpu(tmp_path):  # pragma: no cover - GPU machines only
     model = _model().cuda()
-    path = save_checkpoint(tmp_path / "gpu.pt", Checkpoint.from_model(
-        model, class_names=NAMES, preprocess=PRE))
+    path = save_checkpoint(
+        tmp_path / "gpu.pt", Checkpoint.from_model(model, class_names=NAMES, preprocess=PRE)
+    )
     back = load_checkpoint(path, map_location="cpu")
     assert all(v.device.type == "cpu" for v in back.state_dict.values())
     x = torch.randn(2, 3, 16, 16)

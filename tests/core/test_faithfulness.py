@@ -143,8 +143,9 @@ def _last_layer_cls_attention(model: VisionTransformer, x: torch.Tensor) -> np.n
 
 def _tiny(**kw) -> VisionTransformer:
     torch.manual_seed(0)
-    cfg = ViTConfig(image_size=16, patch_size=4, num_classes=3, hidden_size=16, depth=3,
-                    num_heads=2, **kw)
+    cfg = ViTConfig(
+        image_size=16, patch_size=4, num_classes=3, hidden_size=16, depth=3, num_heads=2, **kw
+    )
     return VisionTransformer(cfg).eval()
 
 
@@ -154,8 +155,13 @@ def test_cascading_randomisation_head_first_then_lower():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng_state = torch.random.get_rng_state()
     res = cascading_randomisation(model, x, _last_layer_cls_attention, seed=0)
-    assert [r["layer_name"] for r in res] == ["head", "blocks.2", "blocks.1", "blocks.0",
-                                              "embeddings"]
+    assert [r["layer_name"] for r in res] == [
+        "head",
+        "blocks.2",
+        "blocks.1",
+        "blocks.0",
+        "embeddings",
+    ]
     # The last layer's attention does not depend on the head.
     assert res[0]["spearman"] == pytest.approx(1.0, abs=1e-12)
     for r in res[1:]:

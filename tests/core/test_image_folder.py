@@ -80,8 +80,9 @@ def test_split_is_seeded(tmp_path):
 
 def test_masks_nearest_resized(tmp_path):
     _make_folder(tmp_path / "img", masks=tmp_path / "msk")
-    d = load_image_folder(tmp_path / "img", mask_root=tmp_path / "msk", image_size=20,
-                          val_fraction=0, test_fraction=0)
+    d = load_image_folder(
+        tmp_path / "img", mask_root=tmp_path / "msk", image_size=20, val_fraction=0, test_fraction=0
+    )
     assert d.train.masks is not None and d.train.masks.dtype == torch.bool
     for i, ident in enumerate(d.train.ids):
         k = int(Path(ident).stem[3:])
@@ -112,8 +113,9 @@ def test_missing_mask_and_errors(tmp_path):
 
 
 def test_load_dataset_dispatch(tmp_path):
-    d = load_dataset("synthetic", classes=3, seed=2, train_per_class=2, val_per_class=1,
-                     test_per_class=1)
+    d = load_dataset(
+        "synthetic", classes=3, seed=2, train_per_class=2, val_per_class=1, test_per_class=1
+    )
     assert d.source["kind"] == "synthetic" and d.class_names == list(SYNTHETIC_CLASSES[:3])
     assert len(d.train) == 6
     with pytest.raises(DatasetError, match="1..10"):

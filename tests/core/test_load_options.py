@@ -21,15 +21,15 @@ from inspector.core.load_options import (
 from inspector.core.model import VisionTransformer, sincos_table
 from inspector.core.preprocess import prepare_image, to_tensor
 
-CFG = ViTConfig(image_size=32, patch_size=8, num_classes=3, hidden_size=16, depth=1,
-                num_heads=2)
+CFG = ViTConfig(image_size=32, patch_size=8, num_classes=3, hidden_size=16, depth=1, num_heads=2)
 
 
 @pytest.fixture
 def ours(tmp_path):
     torch.manual_seed(0)
-    ckpt = Checkpoint.from_model(VisionTransformer(CFG), class_names=["a", "b", "c"],
-                                 preprocess=Preprocess(image_size=32))
+    ckpt = Checkpoint.from_model(
+        VisionTransformer(CFG), class_names=["a", "b", "c"], preprocess=Preprocess(image_size=32)
+    )
     return save_checkpoint(tmp_path / "ours.pt", ckpt)
 
 
@@ -49,9 +49,13 @@ def test_class_names_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
-    [({"heads": 0}, "heads"), ({"normalisation": "imagenet1k"}, "normalisation"),
-     ({"policy": "crop"}, "resize policy"), ({"image_size": -32}, "image size"),
-     ({"class_names": []}, "empty")],
+    [
+        ({"heads": 0}, "heads"),
+        ({"normalisation": "imagenet1k"}, "normalisation"),
+        ({"policy": "crop"}, "resize policy"),
+        ({"image_size": -32}, "image size"),
+        ({"class_names": []}, "empty"),
+    ],
 )
 def test_invalid_options_are_refused_by_name(kwargs, needle):
     with pytest.raises(LoadOptionsError, match=needle):
@@ -60,9 +64,11 @@ def test_invalid_options_are_refused_by_name(kwargs, needle):
 
 @pytest.mark.parametrize(
     ("name", "mean", "std"),
-    [("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-     ("half", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-     ("none", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))],
+    [
+        ("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ("half", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ("none", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    ],
 )
 def test_normalisation_reaches_the_model_input(ours, name, mean, std):
     ckpt = load_with_options(ours, LoadOptions(normalisation=name))
@@ -83,8 +89,7 @@ def test_resize_crop_policy_crops_the_centre(ours):
     image = np.zeros((32, 64, 3), np.uint8)
     image[:, 16:48] = 255
     cropped = prepare_image(image, ckpt.preprocess)
-    resized = prepare_image(image, load_with_options(ours, LoadOptions(policy="resize"))
-                            .preprocess)
+    resized = prepare_image(image, load_with_options(ours, LoadOptions(policy="resize")).preprocess)
     assert cropped.shape == resized.shape == (32, 32, 3)
     assert (resized[:, :6] < 10).all() and (resized[:, -6:] < 10).all()
     assert (cropped[:, 12:20] > 245).all() and cropped.mean() > resized.mean()
@@ -120,8 +125,7 @@ def test_image_size_resamples_and_the_model_runs(ours):
     cfg = loaded.checkpoint.config
     assert cfg.image_size == 48 and loaded.checkpoint.preprocess.image_size == 48
     # Sine/cosine tables are regenerated for 1 + 6 * 6 tokens (independent formula in model).
-    torch.testing.assert_close(loaded.checkpoint.state_dict["pos_embed"][0],
-                               sincos_table(37, 16))
+    torch.testing.assert_close(loaded.checkpoint.state_dict["pos_embed"][0], sincos_table(37, 16))
     with torch.no_grad():
         out = loaded.model.forward_with_attention(torch.randn(1, 3, 48, 48))
     assert out.logits.shape == (1, 3) and out.attentions[0].shape == (1, 2, 37, 37)
@@ -140,9 +144,12 @@ def test_apply_does_not_modify_its_input(ours):
 
 def test_needs_heads_recognises_the_importers_wording(tmp_path):
     # The paper's layout under an unconventional name: heads unknown.
-    sd = {"class_token": torch.zeros(1, 1, 8), "positional_embedding": torch.zeros(1, 5, 8),
-          "linear_embedding.weight": torch.zeros(8, 3 * 4 * 4),
-          "linear_embedding.bias": torch.zeros(8)}
+    sd = {
+        "class_token": torch.zeros(1, 1, 8),
+        "positional_embedding": torch.zeros(1, 5, 8),
+        "linear_embedding.weight": torch.zeros(8, 3 * 4 * 4),
+        "linear_embedding.bias": torch.zeros(8),
+    }
     for n in ("q", "k", "v"):
         sd[f"transformer_blocks.0.mhsa.{n}_mapping.weight"] = torch.zeros(8, 8)
     sd["transformer_blocks.0.mlp.0.weight"] = torch.zeros(32, 8)

@@ -10,8 +10,13 @@ from PIL import Image
 from inspector.core.masks import MaskError, MaskRCNNSegmenter, box_mask, mask_from_file
 
 # Small and fast: a 64x64 image kept at 64 by torchvision's resize, few proposals and detections.
-FAST = dict(min_size=64, max_size=64, rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50,
-            box_detections_per_img=5)
+FAST = dict(
+    min_size=64,
+    max_size=64,
+    rpn_pre_nms_top_n_test=100,
+    rpn_post_nms_top_n_test=50,
+    box_detections_per_img=5,
+)
 
 
 def test_box_mask_inclusive_corners_and_clipping():
@@ -99,8 +104,9 @@ def test_maskrcnn_union_matches_independent_thresholding(weights_file, image):
 
 @pytest.mark.slow  # a ResNet-50 Mask R-CNN on CPU: a few seconds
 def test_maskrcnn_no_detection_gives_empty_mask(weights_file, image):
-    seg = MaskRCNNSegmenter(weights_file, score_threshold=0.0, **{**FAST,
-                                                                  "box_detections_per_img": 0})
+    seg = MaskRCNNSegmenter(
+        weights_file, score_threshold=0.0, **{**FAST, "box_detections_per_img": 0}
+    )
     res = seg.segment(image)
     assert res.detections == []
     assert res.mask.shape == (64, 64) and not res.mask.any()

@@ -177,15 +177,20 @@ def test_localisation_metrics_consistent_and_bounded_on_random_maps():
         m = localisation_metrics(grid, mask, threshold=0.4)
         assert m["smm"] == smm(grid, mask, 0.4)
         assert m["relevance_mass"] == relevance_mass(grid, mask)
-        for key in ("smm", "relevance_mass", "relevance_rank_accuracy", "pixel_accuracy",
-                    "miou", "map"):
+        for key in (
+            "smm",
+            "relevance_mass",
+            "relevance_rank_accuracy",
+            "pixel_accuracy",
+            "miou",
+            "map",
+        ):
             assert 0.0 <= m[key] <= 1.0, key
         assert m["mask_fraction"] == pytest.approx(120 / 1024)
         # The segmentation APs against sklearn on the scaled, upsampled map.
         up = minmax_scale(upsample_bilinear(grid, mask.shape)).ravel()
         assert m["ap_object"] == pytest.approx(average_precision_score(mask.ravel(), up))
-        assert m["ap_background"] == pytest.approx(
-            average_precision_score(~mask.ravel(), 1.0 - up))
+        assert m["ap_background"] == pytest.approx(average_precision_score(~mask.ravel(), 1.0 - up))
 
 
 def test_bad_input():
@@ -206,7 +211,8 @@ def test_average_precision_matches_sklearn_with_and_without_ties():
         score = rng.random(300) + 0.5 * y
         if quantise:
             score = np.round(score * quantise) / quantise  # many ties
-        assert average_precision(y, score) == pytest.approx(average_precision_score(y, score),
-                                                            abs=1e-12)
+        assert average_precision(y, score) == pytest.approx(
+            average_precision_score(y, score), abs=1e-12
+        )
     assert average_precision(np.zeros(5, bool), np.arange(5.0)) is None
     assert average_precision(np.ones(5, bool), np.arange(5.0)) == 1.0

@@ -52,8 +52,9 @@ def test_sincos_table_matches_float64_formula():
     # The model stores the table for its own token count (class token at position 0).
     cfg = preset("baseline")
     model = VisionTransformer(cfg)
-    np.testing.assert_allclose(model.pos_embed[0].numpy(),
-                               sincos_table(cfg.num_tokens, cfg.hidden_size).numpy(), atol=0)
+    np.testing.assert_allclose(
+        model.pos_embed[0].numpy(), sincos_table(cfg.num_tokens, cfg.hidden_size).numpy(), atol=0
+    )
     assert "pos_embed" not in dict(model.named_parameters())  # fixed, not trained
 
 
@@ -84,9 +85,19 @@ _EXTRA_CONFIGS = {
     "distill": preset("baseline", distill_token=True),
     "proj+final-norm": preset("baseline", attn_out_proj=True, final_norm=True),
     "pos-none": preset("baseline", pos_encoding="none"),
-    "timm-like": ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_heads=3, depth=2,
-                           attn_out_proj=True, final_norm=True, activation="gelu_tanh",
-                           layer_norm_eps=1e-6, qkv_bias=False, num_classes=5),
+    "timm-like": ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=24,
+        num_heads=3,
+        depth=2,
+        attn_out_proj=True,
+        final_norm=True,
+        activation="gelu_tanh",
+        layer_norm_eps=1e-6,
+        qkv_bias=False,
+        num_classes=5,
+    ),
     "relu+softmax": preset("heads-2", activation="relu", output_softmax=True),
 }
 _ALL_CONFIGS = {**{name: preset(name) for name in PRESETS}, **_EXTRA_CONFIGS}
@@ -110,8 +121,7 @@ def test_fast_path_agrees_with_attention_path(name):
     for attn in out.attentions:
         assert attn.shape == (3, cfg.num_heads, cfg.num_tokens, cfg.num_tokens)
         assert bool((attn >= 0).all())
-        torch.testing.assert_close(attn.sum(-1), torch.ones(attn.shape[:-1]), atol=1e-5,
-                                   rtol=0)
+        torch.testing.assert_close(attn.sum(-1), torch.ones(attn.shape[:-1]), atol=1e-5, rtol=0)
 
 
 def test_all_four_position_encodings_are_covered():
@@ -160,8 +170,11 @@ def _reference_forward(cfg: ViTConfig, params: dict, x: torch.Tensor):
     attentions = []
     for layer in range(cfg.depth):
         pre = f"blocks.{layer}."
-        h = (_layer_norm(z, p[pre + "norm1.weight"], p[pre + "norm1.bias"], cfg.layer_norm_eps)
-             if cfg.layernorm else z)
+        h = (
+            _layer_norm(z, p[pre + "norm1.weight"], p[pre + "norm1.bias"], cfg.layer_norm_eps)
+            if cfg.layernorm
+            else z
+        )
         w_qkv = p[pre + "attn.qkv.weight"]  # (3D, D): rows [q | k | v], each split by head
         b_qkv = p.get(pre + "attn.qkv.bias", torch.zeros(3 * D, dtype=torch.float64))
         heads_out, heads_attn = [], []
@@ -178,8 +191,11 @@ def _reference_forward(cfg: ViTConfig, params: dict, x: torch.Tensor):
         if cfg.attn_out_proj:
             y = y @ p[pre + "attn.proj.weight"].T + p[pre + "attn.proj.bias"]
         z = z + y if cfg.residual else y
-        h = (_layer_norm(z, p[pre + "norm2.weight"], p[pre + "norm2.bias"], cfg.layer_norm_eps)
-             if cfg.layernorm else z)
+        h = (
+            _layer_norm(z, p[pre + "norm2.weight"], p[pre + "norm2.bias"], cfg.layer_norm_eps)
+            if cfg.layernorm
+            else z
+        )
         m = _activation(cfg.activation, h @ p[pre + "mlp.fc1.weight"].T + p[pre + "mlp.fc1.bias"])
         m = m @ p[pre + "mlp.fc2.weight"].T + p[pre + "mlp.fc2.bias"]
         z = z + m if cfg.residual else m
@@ -193,8 +209,18 @@ def _reference_forward(cfg: ViTConfig, params: dict, x: torch.Tensor):
     return logits, attentions
 
 
-@pytest.mark.parametrize("name", ["baseline", "no-residual", "no-layernorm", "pos-integer",
-                                  "pos-learned", "timm-like", "distill"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "baseline",
+        "no-residual",
+        "no-layernorm",
+        "pos-integer",
+        "pos-learned",
+        "timm-like",
+        "distill",
+    ],
+)
 def test_matches_independent_float64_forward(name):
     cfg = _ALL_CONFIGS.get(name) or preset(name)
     model = _model(cfg)
@@ -205,10 +231,12 @@ def test_matches_independent_float64_forward(name):
         out = model.forward_with_attention(x)
         fast = model(x)
     scale = float(ref_logits.abs().max()) + 1.0
-    np.testing.assert_allclose(out.logits.double().numpy(), ref_logits.numpy(),
-                               atol=1e-4 * scale, rtol=1e-4)
-    np.testing.assert_allclose(fast.double().numpy(), ref_logits.numpy(),
-                               atol=1e-4 * scale, rtol=1e-4)
+    np.testing.assert_allclose(
+        out.logits.double().numpy(), ref_logits.numpy(), atol=1e-4 * scale, rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        fast.double().numpy(), ref_logits.numpy(), atol=1e-4 * scale, rtol=1e-4
+    )
     for got, ref in zip(out.attentions, ref_attn, strict=True):
         np.testing.assert_allclose(got.double().numpy(), ref.numpy(), atol=1e-5, rtol=1e-4)
     # ... and run in float64 the model must agree to rounding.
@@ -285,8 +313,14 @@ def test_presets_have_the_papers_sizes():
     assert set(PRESETS) == set(_PAPER) and len(PRESETS) == 14
     for name, (depth, heads, hidden, pos, residual, layernorm) in _PAPER.items():
         cfg = preset(name)
-        assert (cfg.depth, cfg.num_heads, cfg.hidden_size, cfg.pos_encoding, cfg.residual,
-                cfg.layernorm) == (depth, heads, hidden, pos, residual, layernorm), name
+        assert (
+            cfg.depth,
+            cfg.num_heads,
+            cfg.hidden_size,
+            cfg.pos_encoding,
+            cfg.residual,
+            cfg.layernorm,
+        ) == (depth, heads, hidden, pos, residual, layernorm), name
         assert (cfg.image_size, cfg.patch_size, cfg.num_tokens) == (64, 8, 65)
         model = VisionTransformer(cfg)
         assert len(model.blocks) == depth

@@ -38,8 +38,9 @@ def test_upsample_matches_loop_reference():
     assert got.shape == (12, 10) and got.dtype == np.float32
     np.testing.assert_allclose(got, ref_bilinear(m.astype(np.float64), 12, 10), atol=1e-6)
     # known values: 2 -> 4 samples at 0, 0.25, 0.75, 1 of the way
-    np.testing.assert_allclose(P.upsample(np.array([[0.0, 1.0]]), (1, 4))[0],
-                               [0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(
+        P.upsample(np.array([[0.0, 1.0]]), (1, 4))[0], [0.0, 0.25, 0.75, 1.0]
+    )
 
 
 def test_disk_footprint():
@@ -74,9 +75,12 @@ def test_paper_smoothing():
     med = np.empty_like(up)
     for y in range(16):
         for x in range(16):
-            window = [padded[y + r + dy, x + r + dx]
-                      for dy in range(-r, r + 1) for dx in range(-r, r + 1)
-                      if dy * dy + dx * dx <= r * r]
+            window = [
+                padded[y + r + dy, x + r + dx]
+                for dy in range(-r, r + 1)
+                for dx in range(-r, r + 1)
+                if dy * dy + dx * dx <= r * r
+            ]
             med[y, x] = np.median(window)
     want = ndimage.gaussian_filter(med, sigma=1.0)
     np.testing.assert_allclose(P.paper_smoothing(grid, 16, 4), want, atol=1e-5)
@@ -91,8 +95,13 @@ def test_normalise_constant_map_gives_zeros_without_nan():
 
 
 @settings(max_examples=50, deadline=None)
-@given(arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 6)),
-              elements=st.floats(-1e3, 1e3, width=32)))
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 6), st.integers(1, 6)),
+        elements=st.floats(-1e3, 1e3, width=32),
+    )
+)
 def test_normalise_range(m):
     out = P.normalise(m)
     assert out.dtype == np.float32 and np.all(np.isfinite(out))
@@ -153,8 +162,9 @@ def test_overlay_opacity_endpoints_and_blend():
     image = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
     m = rng.random((8, 8)).astype(np.float32)
     np.testing.assert_array_equal(P.overlay(image, m, opacity=0.0), image)
-    np.testing.assert_array_equal(P.overlay(image, m, cmap="viridis", opacity=1.0),
-                                  P.colorize(m, "viridis")[..., :3])
+    np.testing.assert_array_equal(
+        P.overlay(image, m, cmap="viridis", opacity=1.0), P.colorize(m, "viridis")[..., :3]
+    )
     half = P.overlay(image, np.zeros((8, 8)), cmap="gray", opacity=0.5)
     np.testing.assert_array_equal(half, np.rint(image / 2.0).astype(np.uint8))
     # a patch-grid map is upsampled to the image
@@ -179,9 +189,18 @@ def torch_bilinear(m: np.ndarray, H: int, W: int) -> np.ndarray:
     return F.interpolate(t, size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-@pytest.mark.parametrize("shape", [(14, 14, 224, 224), (8, 8, 64, 64), (3, 4, 12, 10),
-                                   (7, 5, 7, 20), (14, 14, 225, 300), (1, 1, 5, 3),
-                                   (1, 6, 4, 6)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (14, 14, 224, 224),
+        (8, 8, 64, 64),
+        (3, 4, 12, 10),
+        (7, 5, 7, 20),
+        (14, 14, 225, 300),
+        (1, 1, 5, 3),
+        (1, 6, 4, 6),
+    ],
+)
 def test_upsample_equals_torch_and_the_loop_reference(shape):
     gh, gw, H, W = shape
     rng = np.random.default_rng(gh * 100 + W)
@@ -191,10 +210,10 @@ def test_upsample_equals_torch_and_the_loop_reference(shape):
     # float32 (off by up to ~6e-7 when the scale H / gh is not a power of two)
     got = P.upsample(m.astype(np.float32), (H, W))
     assert got.dtype == np.float32 and got.shape == (H, W)
-    np.testing.assert_allclose(got, ref_bilinear(m.astype(np.float32).astype(np.float64), H, W),
-                               rtol=0, atol=2.5e-7)
-    np.testing.assert_allclose(got, torch_bilinear(m.astype(np.float32), H, W), rtol=0,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        got, ref_bilinear(m.astype(np.float32).astype(np.float64), H, W), rtol=0, atol=2.5e-7
+    )
+    np.testing.assert_allclose(got, torch_bilinear(m.astype(np.float32), H, W), rtol=0, atol=1e-6)
     # float64 (the metrics path): the loop reference to float64 rounding
     got64 = P.upsample(m, (H, W), dtype=np.float64)
     assert got64.dtype == np.float64
@@ -207,8 +226,13 @@ def test_upsample_shrinking_still_antialiased_like_torch():
     import torch.nn.functional as F
 
     m = np.random.default_rng(3).random((40, 30)).astype(np.float32)
-    want = F.interpolate(torch.from_numpy(m)[None, None], size=(10, 40), mode="bilinear",
-                         align_corners=False, antialias=True)[0, 0].numpy()
+    want = F.interpolate(
+        torch.from_numpy(m)[None, None],
+        size=(10, 40),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )[0, 0].numpy()
     np.testing.assert_array_equal(P.upsample(m, (10, 40)), want)
 
 
@@ -251,8 +275,9 @@ def test_overlay_tables_equal_the_float_formula(opacity):
     values = np.arange(256, dtype=np.uint8)
     image = np.broadcast_to(values[:, None, None], (256, 256, 3)).copy()
     m = np.broadcast_to(values[None, :] / np.float32(255), (256, 256)).astype(np.float32)
-    np.testing.assert_array_equal(P.overlay(image, m, cmap="jet", opacity=opacity),
-                                  ref_overlay(image, m, "jet", opacity))
+    np.testing.assert_array_equal(
+        P.overlay(image, m, cmap="jet", opacity=opacity), ref_overlay(image, m, "jet", opacity)
+    )
 
 
 def test_lut_indices_round_and_clip():

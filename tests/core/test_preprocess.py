@@ -38,8 +38,11 @@ def _kernel(kind: str, x: np.ndarray) -> np.ndarray:
     if kind == "bilinear":  # triangle, support 1
         return np.where(x < 1, 1 - x, 0.0)
     a = -0.5  # Keys' cubic convolution as PIL uses it, support 2
-    return np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
-                    np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+    return np.where(
+        x < 1,
+        ((a + 2) * x - (a + 3)) * x * x + 1,
+        np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0),
+    )
 
 
 def _weights(n_in: int, n_out: int, kind: str) -> np.ndarray:
@@ -55,8 +58,9 @@ def _weights(n_in: int, n_out: int, kind: str) -> np.ndarray:
 
 def _reference_resize(image: np.ndarray, h: int, w: int, kind: str) -> np.ndarray:
     img = image.astype(np.float64)
-    out = np.einsum("yi,ijc,xj->yxc", _weights(image.shape[0], h, kind), img,
-                    _weights(image.shape[1], w, kind))
+    out = np.einsum(
+        "yi,ijc,xj->yxc", _weights(image.shape[0], h, kind), img, _weights(image.shape[1], w, kind)
+    )
     return np.clip(np.rint(out), 0, 255)
 
 
@@ -89,7 +93,7 @@ def test_resize_crop_matches_float64_and_takes_the_centre(shape):
     top, left = round((h2 - 16) / 2), round((w2 - 16) / 2)
     # Centred: the margins cut on either side differ by at most one pixel.
     assert abs((h2 - 16 - top) - top) <= 1 and abs((w2 - 16 - left) - left) <= 1
-    ref = _reference_resize(image, h2, w2, "bilinear")[top:top + 16, left:left + 16]
+    ref = _reference_resize(image, h2, w2, "bilinear")[top : top + 16, left : left + 16]
     assert _max_diff(out, ref) <= 1.0
     assert crop_box(h, w, pre) == (top, left, top + 16, left + 16)
 
@@ -103,10 +107,12 @@ def test_resize_crop_equals_torchvision_pipeline():
     for shape, kind in [((37, 101), "bicubic"), ((120, 45), "bilinear"), ((64, 64), "bicubic")]:
         image = RNG.integers(0, 256, (*shape, 3), dtype=np.uint8)
         pre = Preprocess(image_size=24, policy="resize_crop", resize_size=28, interpolation=kind)
-        tv = transforms.Compose([
-            transforms.Resize(28, interpolation=InterpolationMode(kind)),
-            transforms.CenterCrop(24),
-        ])
+        tv = transforms.Compose(
+            [
+                transforms.Resize(28, interpolation=InterpolationMode(kind)),
+                transforms.CenterCrop(24),
+            ]
+        )
         expected = np.asarray(tv(Image.fromarray(image)))
         np.testing.assert_array_equal(prepare_image(image, pre), expected)
 
@@ -154,8 +160,9 @@ def test_to_tensor_matches_float64_normalisation():
 
     chw = torch.from_numpy(batch).permute(0, 3, 1, 2)  # (N, 3, H, W) uint8
     np.testing.assert_allclose(to_tensor(chw, pre).numpy(), ref, atol=2e-6, rtol=0)
-    np.testing.assert_allclose(normalise_uint8(chw, pre.mean, pre.std).numpy(), ref,
-                               atol=2e-6, rtol=0)
+    np.testing.assert_allclose(
+        normalise_uint8(chw, pre.mean, pre.std).numpy(), ref, atol=2e-6, rtol=0
+    )
     np.testing.assert_allclose(to_tensor(chw[2], pre).numpy(), ref[2:3], atol=2e-6, rtol=0)
 
 
@@ -195,8 +202,10 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(PreprocessError, match="numpy array"):
         prepare_image([[0, 0, 0]], pre)
     with pytest.raises(PreprocessError, match="resize_size 12 is smaller"):
-        prepare_image(np.zeros((20, 20, 3), np.uint8),
-                      Preprocess(image_size=16, policy="resize_crop", resize_size=12))
+        prepare_image(
+            np.zeros((20, 20, 3), np.uint8),
+            Preprocess(image_size=16, policy="resize_crop", resize_size=12),
+        )
     with pytest.raises(PreprocessError, match="unknown resize policy"):
         prepare_image(np.zeros((20, 20, 3), np.uint8), Preprocess(image_size=16, policy="pad"))
     with pytest.raises(PreprocessError, match="uint8 tensor"):

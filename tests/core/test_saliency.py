@@ -59,8 +59,9 @@ def ref_layer_matrix(F: np.ndarray, ratio: float, residual: bool, legacy: bool) 
     return out
 
 
-def ref_rollout(attn, fusion="mean", ratio=0.0, residual=True, start=0, legacy=False, query=0,
-                prefix=1):
+def ref_rollout(
+    attn, fusion="mean", ratio=0.0, residual=True, start=0, legacy=False, query=0, prefix=1
+):
     A = np.asarray(attn, dtype=np.float64)
     T = A.shape[-1]
     R = np.eye(T)
@@ -145,8 +146,9 @@ def test_rollout_matches_float64_reference(fusion, ratio, residual):
 
 def test_rollout_start_layer_query_and_prefix_tokens():
     attn = random_attention(L=4, h=2, side=3, prefix=2, seed=2)
-    got = S.rollout(attn, fusion="min", discard_ratio=0.3, start_layer=2, query=1,
-                    num_prefix_tokens=2)
+    got = S.rollout(
+        attn, fusion="min", discard_ratio=0.3, start_layer=2, query=1, num_prefix_tokens=2
+    )
     assert_map_close(got, ref_rollout(attn, "min", 0.3, True, start=2, query=1, prefix=2))
 
 
@@ -194,8 +196,9 @@ def test_rollout_layers_rows_sum_to_one_and_full_matrix_agrees():
     R = S.rollout_matrix(attn, fusion="max", discard_ratio=0.9)
     np.testing.assert_allclose(R.sum(-1), 1.0, rtol=1e-5)  # a product of row-stochastic matrices
     row = R[0, 1:] / R[0, 1:].max()
-    np.testing.assert_allclose(S.rollout(attn, fusion="max", discard_ratio=0.9).ravel(), row,
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        S.rollout(attn, fusion="max", discard_ratio=0.9).ravel(), row, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_discard_zero_changes_nothing():
@@ -237,8 +240,9 @@ def test_legacy_normalisation_reproduces_vit_explain():
         assert np.abs(fixed - got).max() > 1e-3  # the bug does change the map
     # With mean fusion and no discard the rows of (A + I) / 2 already sum to 1, so the bug is
     # invisible; after a discard (or max/min fusion) they do not, and legacy rows drift off 1.
-    np.testing.assert_allclose(S.rollout(attn, legacy_normalisation=True), S.rollout(attn),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        S.rollout(attn, legacy_normalisation=True), S.rollout(attn), rtol=1e-5
+    )
     mats = S.rollout_layers(attn, discard_ratio=0.5, legacy_normalisation=True)
     assert not np.allclose(mats.sum(-1), 1.0, atol=1e-3)
 
@@ -251,17 +255,23 @@ def test_rollout_without_residual_stays_finite_when_rows_vanish():
 
 @settings(max_examples=40, deadline=None)
 @given(
-    L=st.integers(1, 4), h=st.integers(1, 4), side=st.integers(1, 5),
-    fusion=st.sampled_from(S.FUSIONS), ratio=st.floats(0.0, 0.99),
-    residual=st.booleans(), legacy=st.booleans(), seed=st.integers(0, 10_000),
+    L=st.integers(1, 4),
+    h=st.integers(1, 4),
+    side=st.integers(1, 5),
+    fusion=st.sampled_from(S.FUSIONS),
+    ratio=st.floats(0.0, 0.99),
+    residual=st.booleans(),
+    legacy=st.booleans(),
+    seed=st.integers(0, 10_000),
     # Temperature >= 0.5: near-uniform attention makes exact ties, and which of several equal
     # entries a discard removes is arbitrary (the hand-built tie cases are tested above).
     temperature=st.floats(0.5, 20.0),
 )
 def test_rollout_properties(L, h, side, fusion, ratio, residual, legacy, seed, temperature):
     attn = random_attention(L, h, side, seed=seed, temperature=temperature)
-    got = S.rollout(attn, fusion=fusion, discard_ratio=ratio, residual=residual,
-                    legacy_normalisation=legacy)
+    got = S.rollout(
+        attn, fusion=fusion, discard_ratio=ratio, residual=residual, legacy_normalisation=legacy
+    )
     assert got.shape == (side, side) and got.dtype == np.float32
     assert np.all(np.isfinite(got)) and got.min() >= 0.0 and got.max() <= 1.0 + 1e-6
     want = ref_rollout(attn, fusion, ratio, residual, legacy=legacy) if got.max() > 0 else None
@@ -337,8 +347,9 @@ def test_unknown_choices_name_the_valid_ones():
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    cfg = ViTConfig(image_size=16, patch_size=4, hidden_size=16, depth=3, num_heads=4,
-                    num_classes=5)
+    cfg = ViTConfig(
+        image_size=16, patch_size=4, hidden_size=16, depth=3, num_heads=4, num_classes=5
+    )
     model = VisionTransformer(cfg).eval()
     x = torch.randn(1, 3, 16, 16)
     return model, x
@@ -357,11 +368,13 @@ def test_grad_rollout_against_explicit_autograd(tiny, legacy):
     cap = capture(ViTAdapter(model), x)
     for c in (cap.predicted_class, (cap.predicted_class + 1) % 5):
         attn, grads = explicit_gradients(model, x, c)
-        settings_ = S.MapSettings(method="grad-rollout", discard_ratio=0.5, class_index=c,
-                                  legacy_normalisation=legacy)
+        settings_ = S.MapSettings(
+            method="grad-rollout", discard_ratio=0.5, class_index=c, legacy_normalisation=legacy
+        )
         got = S.compute_map(cap, settings=settings_)
-        assert_map_close(got, ref_grad_rollout(attn, grads, 0.5, legacy=legacy),
-                         rtol=1e-3, atol=1e-5)
+        assert_map_close(
+            got, ref_grad_rollout(attn, grads, 0.5, legacy=legacy), rtol=1e-3, atol=1e-5
+        )
 
 
 def test_relevance_against_explicit_autograd(tiny):
@@ -378,8 +391,11 @@ def test_relevance_against_explicit_autograd(tiny):
 def test_gradient_methods_on_random_tensors():
     attn = random_attention(L=3, h=2, side=4, seed=10)
     grads = torch.randn(attn.shape, generator=torch.Generator().manual_seed(1))
-    assert_map_close(S.grad_rollout(attn, grads, discard_ratio=0.9),
-                     ref_grad_rollout(attn, grads, 0.9), rtol=1e-3)
+    assert_map_close(
+        S.grad_rollout(attn, grads, discard_ratio=0.9),
+        ref_grad_rollout(attn, grads, 0.9),
+        rtol=1e-3,
+    )
     assert_map_close(S.relevance(attn, grads), ref_relevance(attn, grads), rtol=1e-3)
     # each layer's gradient goes with its own layer: reversing the gradients changes the map
     reversed_grads = grads.flip(0)
@@ -407,13 +423,13 @@ def test_cached_path_matches_fresh_recomputation(tiny):
     for fusion in S.FUSIONS:
         for ratio in (0.0, 0.9, 0.3):  # the fused matrices are reused across ratios
             got = S.compute_map(cap, "rollout", S.MapSettings(fusion=fusion, discard_ratio=ratio))
-            np.testing.assert_array_equal(got, S.rollout(attn, fusion=fusion,
-                                                         discard_ratio=ratio))
+            np.testing.assert_array_equal(got, S.rollout(attn, fusion=fusion, discard_ratio=ratio))
     # a brand-new capture (new forward pass) gives the same maps as the cached one
     fresh = capture(model, x)
     for method in S.METHODS:
-        np.testing.assert_allclose(S.compute_map(fresh, method), S.compute_map(cap, method),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            S.compute_map(fresh, method), S.compute_map(cap, method), rtol=1e-5, atol=1e-6
+        )
     # asking again is served from the cache and is identical
     first = S.compute_map(cap, "grad-rollout")
     np.testing.assert_array_equal(S.compute_map(cap, "grad-rollout"), first)
@@ -421,17 +437,27 @@ def test_cached_path_matches_fresh_recomputation(tiny):
 
 def test_compute_map_residual_auto_follows_the_model():
     torch.manual_seed(1)
-    cfg = ViTConfig(image_size=8, patch_size=4, hidden_size=8, depth=2, num_heads=2,
-                    num_classes=3, residual=False)
+    cfg = ViTConfig(
+        image_size=8,
+        patch_size=4,
+        hidden_size=8,
+        depth=2,
+        num_heads=2,
+        num_classes=3,
+        residual=False,
+    )
     cap = capture(VisionTransformer(cfg), torch.randn(1, 3, 8, 8))
     assert cap.residual is False
     auto = S.compute_map(cap, "rollout", S.MapSettings(discard_ratio=0.0, fusion="mean"))
-    np.testing.assert_allclose(auto, ref_rollout(cap.attentions, "mean", 0.0, residual=False),
-                               rtol=1e-4, atol=1e-6)
-    forced = S.compute_map(cap, "rollout", S.MapSettings(discard_ratio=0.0, fusion="mean",
-                                                          residual=True))
-    np.testing.assert_allclose(forced, ref_rollout(cap.attentions, "mean", 0.0, residual=True),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        auto, ref_rollout(cap.attentions, "mean", 0.0, residual=False), rtol=1e-4, atol=1e-6
+    )
+    forced = S.compute_map(
+        cap, "rollout", S.MapSettings(discard_ratio=0.0, fusion="mean", residual=True)
+    )
+    np.testing.assert_allclose(
+        forced, ref_rollout(cap.attentions, "mean", 0.0, residual=True), rtol=1e-4, atol=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,9 +465,11 @@ def test_compute_map_residual_auto_follows_the_model():
 # ----------------------------------------------------------------------------------------------
 def test_discard_with_sorted_rows_equals_the_stable_sort_reference():
     rng = np.random.default_rng(11)
-    cases = [rng.integers(0, 4, size=(3, 9, 9)).astype(np.float32),  # many ties
-             rng.random((2, 10, 10)).astype(np.float32),  # distinct values
-             np.zeros((1, 5, 5), np.float32)]  # everything tied
+    cases = [
+        rng.integers(0, 4, size=(3, 9, 9)).astype(np.float32),  # many ties
+        rng.random((2, 10, 10)).astype(np.float32),  # distinct values
+        np.zeros((1, 5, 5), np.float32),
+    ]  # everything tied
     cases[0][1, 0, 0] = 0.0  # the class self entry among the lowest: it must survive
     for fused in cases:
         L, T, _ = fused.shape
@@ -451,7 +479,8 @@ def test_discard_with_sorted_rows_equals_the_stable_sort_reference():
             got = S._discard_flat(flat, ratio, sorted_rows).reshape(fused.shape)
             for l in range(L):
                 np.testing.assert_array_equal(
-                    got[l], ref_discard(fused[l].astype(np.float64), ratio))
+                    got[l], ref_discard(fused[l].astype(np.float64), ratio)
+                )
             # the selection path (no sorted rows) gives the same array
             np.testing.assert_array_equal(got, S.discard_lowest(fused, ratio))
 
@@ -467,14 +496,22 @@ def test_cached_gradient_rollout_over_many_ratios(tiny):
     assert np.count_nonzero(fused == 0) > fused.size // 10  # the tie-heavy case
     for ratio in (0.0, 0.3, 0.5, 0.9, 0.98):
         for legacy in (False, True):
-            settings_ = S.MapSettings(method="grad-rollout", discard_ratio=ratio,
-                                      legacy_normalisation=legacy)
+            settings_ = S.MapSettings(
+                method="grad-rollout", discard_ratio=ratio, legacy_normalisation=legacy
+            )
             got = S.compute_map(cap, settings=settings_)
             np.testing.assert_array_equal(
-                got, S.grad_rollout(cap.attentions, cap.gradients(c), discard_ratio=ratio,
-                                    legacy_normalisation=legacy))
-            assert_map_close(got, ref_grad_rollout(attn, grads, ratio, legacy=legacy),
-                             rtol=1e-3, atol=1e-5)
+                got,
+                S.grad_rollout(
+                    cap.attentions,
+                    cap.gradients(c),
+                    discard_ratio=ratio,
+                    legacy_normalisation=legacy,
+                ),
+            )
+            assert_map_close(
+                got, ref_grad_rollout(attn, grads, ratio, legacy=legacy), rtol=1e-3, atol=1e-5
+            )
 
 
 def test_cached_rollout_start_layer_and_query(tiny):
@@ -482,7 +519,11 @@ def test_cached_rollout_start_layer_and_query(tiny):
     cap = capture(model, x)
     attn = cap.attentions
     for start, query, ratio in ((1, 0, 0.9), (2, 5, 0.5), (0, 16, 0.95)):
-        got = S.compute_map(cap, "rollout", S.MapSettings(fusion="min", discard_ratio=ratio,
-                                                          start_layer=start, query=query))
-        assert_map_close(got, ref_rollout(attn, "min", ratio, start=start, query=query),
-                         rtol=1e-4, atol=1e-6)
+        got = S.compute_map(
+            cap,
+            "rollout",
+            S.MapSettings(fusion="min", discard_ratio=ratio, start_layer=start, query=query),
+        )
+        assert_map_close(
+            got, ref_rollout(attn, "min", ratio, start=start, query=query), rtol=1e-4, atol=1e-6
+        )

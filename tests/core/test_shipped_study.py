@@ -37,8 +37,15 @@ def test_every_model_and_seed_is_shipped_with_its_architecture():
             path = CHECKPOINTS / (f"{name}.pt" if seed == seeds[0] else f"seed-{seed}/{name}.pt")
             cfg = load_checkpoint(path).config
             ref = preset(name)
-            for key in ("pos_encoding", "depth", "num_heads", "hidden_size", "residual",
-                        "layernorm", "output_softmax"):
+            for key in (
+                "pos_encoding",
+                "depth",
+                "num_heads",
+                "hidden_size",
+                "residual",
+                "layernorm",
+                "output_softmax",
+            ):
                 assert getattr(cfg, key) == getattr(ref, key), (path, key)
 
 

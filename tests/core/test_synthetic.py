@@ -162,8 +162,9 @@ def test_rejects_bad_arguments():
 
 
 def test_other_sizes_and_fewer_classes():
-    d = make_synthetic(seed=1, train_per_class=2, val_per_class=1, test_per_class=1,
-                       image_size=32, num_classes=4)
+    d = make_synthetic(
+        seed=1, train_per_class=2, val_per_class=1, test_per_class=1, image_size=32, num_classes=4
+    )
     assert d.train.images.shape == (8, 3, 32, 32)
     assert d.class_names == list(SYNTHETIC_CLASSES[:4])
     assert int(d.train.labels.max()) == 3

@@ -30,7 +30,8 @@ def _make_tiny(root: Path, n_train: int = 4, n_val: int = 2, seed: int = 0) -> d
     truth = {}
     (root / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
     (root / "words.txt").write_text(
-        "n09999999\tunused\n" + "".join(f"{w}\t{NAMES[w]}\n" for w in WNIDS))
+        "n09999999\tunused\n" + "".join(f"{w}\t{NAMES[w]}\n" for w in WNIDS)
+    )
     label = {w: i for i, w in enumerate(sorted(WNIDS))}
     val_lines = []
     (root / "val" / "images").mkdir(parents=True)
@@ -55,7 +56,8 @@ def _make_tiny(root: Path, n_train: int = 4, n_val: int = 2, seed: int = 0) -> d
             name = f"val_{k_val}.JPEG"
             k_val += 1
             Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
-                root / "val" / "images" / name, format="JPEG")
+                root / "val" / "images" / name, format="JPEG"
+            )
             x0, y0 = (int(v) for v in rng.integers(0, 30, 2))
             x1, y1 = 63, y0 + 10  # touches the right edge: inclusive corner 63
             val_lines.append(f"{name}\t{w}\t{x0}\t{y0}\t{x1}\t{y1}")
@@ -204,8 +206,7 @@ def test_real_tiny_imagenet_10(tiny_imagenet_10):
         ident = d.train.ids[i]
         wnid = ident.split("/")[1]
         boxes = _parse_boxes(tiny_imagenet_10 / "train" / wnid / f"{wnid}_boxes.txt")
-        np.testing.assert_array_equal(d.train.masks[i].numpy(),
-                                      _box_mask(*boxes[Path(ident).name]))
+        np.testing.assert_array_equal(d.train.masks[i].numpy(), _box_mask(*boxes[Path(ident).name]))
         assert int(d.train.labels[i]) == sorted(wnids).index(wnid)
     # And val masks / labels against val_annotations.txt.
     ann = {}

@@ -79,12 +79,17 @@ def test_resumed_run_equals_uninterrupted_run(small_data, tmp_path):
         if isinstance(event, EpochEvent) and event.epoch == 1:
             stop.set()
 
-    part = train(preset("baseline"), _cfg(epochs=3), small_data, tmp_path / "part",
-                 callback=stop_after_first_epoch, stop=stop)
+    part = train(
+        preset("baseline"),
+        _cfg(epochs=3),
+        small_data,
+        tmp_path / "part",
+        callback=stop_after_first_epoch,
+        stop=stop,
+    )
     assert part.status == "stopped"
     assert load_checkpoint(tmp_path / "part" / "last.pt").provenance["epoch"] == 1
-    resumed = train(preset("baseline"), _cfg(epochs=3), small_data, tmp_path / "part",
-                    resume=True)
+    resumed = train(preset("baseline"), _cfg(epochs=3), small_data, tmp_path / "part", resume=True)
     assert resumed.status == "finished"
 
     a = load_checkpoint(tmp_path / "full" / "last.pt").state_dict
@@ -113,8 +118,9 @@ def test_stop_flag_is_honoured_before_the_next_step(small_data, tmp_path):
 
 def test_non_finite_loss_stops_with_a_clear_message(small_data, tmp_path):
     # AdamW with lr 1e30 scales the weights past float32's range within a few steps.
-    result = train(preset("baseline"), _cfg(epochs=2, lr=1e30, grad_clip=None), small_data,
-                   tmp_path)
+    result = train(
+        preset("baseline"), _cfg(epochs=2, lr=1e30, grad_clip=None), small_data, tmp_path
+    )
     assert result.status == "diverged"
     assert "non-finite" in result.message and "epoch 1" in result.message
     assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()

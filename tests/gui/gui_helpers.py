@@ -14,8 +14,9 @@ def loaded(qtbot, window, files, image: str = "img0"):
     return window
 
 
-def configure_training(panel, out, *, epochs: int, train_per_class: int = 2,
-                       batch: int = 8) -> None:
+def configure_training(
+    panel, out, *, epochs: int, train_per_class: int = 2, batch: int = 8
+) -> None:
     """A tiny, fast synthetic training job in the training panel, as a user would set it."""
     panel.set_dataset("synthetic")
     panel.classes_spin.setValue(3)

@@ -25,9 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def inputs(tmp_path) -> tuple[Path, Path]:
     torch.manual_seed(0)
-    ckpt = Checkpoint.from_model(VisionTransformer(preset("baseline")),
-                                 class_names=[f"c{i}" for i in range(10)],
-                                 preprocess=Preprocess())
+    ckpt = Checkpoint.from_model(
+        VisionTransformer(preset("baseline")),
+        class_names=[f"c{i}" for i in range(10)],
+        preprocess=Preprocess(),
+    )
     ck = save_checkpoint(tmp_path / "m.pt", ckpt)
     img = np.zeros((64, 64, 3), np.uint8)
     img[16:48, 20:44] = (250, 40, 40)  # a red block on black
@@ -56,11 +58,28 @@ def test_screenshot_in_process_shows_the_overlay(qtbot, inputs, tmp_path):
 def test_main_py_screenshot_subprocess_exits_0(inputs, tmp_path):
     ck, img = inputs
     out = tmp_path / "cli.png"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
-           "XDG_CONFIG_HOME": str(tmp_path / ".config")}
-    proc = subprocess.run([sys.executable, str(REPO / "main.py"), str(img), "--checkpoint",
-                           str(ck), "--screenshot", str(out)], capture_output=True, text=True,
-                          env=env, timeout=180, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / ".config"),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "main.py"),
+            str(img),
+            "--checkpoint",
+            str(ck),
+            "--screenshot",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert out.exists() and Image.open(out).size[0] >= 1000

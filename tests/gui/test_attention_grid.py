@@ -22,8 +22,9 @@ from inspector.gui.attention_grid import AttentionGrid, GridLayout  # noqa: E402
 @pytest.fixture(scope="module")
 def cap():
     torch.manual_seed(3)
-    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=16, depth=3, num_heads=2,
-                    num_classes=4)
+    cfg = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=16, depth=3, num_heads=2, num_classes=4
+    )
     model = VisionTransformer(cfg).eval()
     with torch.no_grad():
         for blk in model.blocks:
@@ -69,9 +70,14 @@ def _move(widget, pos) -> None:
     from PySide6.QtWidgets import QApplication
 
     local = QPointF(pos)
-    event = QMouseEvent(QMouseEvent.Type.MouseMove, local, widget.mapToGlobal(local),
-                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton,
-                        Qt.KeyboardModifier.NoModifier)
+    event = QMouseEvent(
+        QMouseEvent.Type.MouseMove,
+        local,
+        widget.mapToGlobal(local),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, event)
 
 
@@ -104,9 +110,11 @@ def test_clicking_a_cell_selects_layer_and_head_in_the_window(qtbot, tmp_path):
     from inspector.gui.main_window import MainWindow
 
     torch.manual_seed(0)
-    ckpt = Checkpoint.from_model(VisionTransformer(preset("baseline")),
-                                 class_names=[str(i) for i in range(10)],
-                                 preprocess=Preprocess())
+    ckpt = Checkpoint.from_model(
+        VisionTransformer(preset("baseline")),
+        class_names=[str(i) for i in range(10)],
+        preprocess=Preprocess(),
+    )
     save_checkpoint(tmp_path / "m.pt", ckpt)
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")

@@ -22,11 +22,15 @@ K = 5
 
 def _checkpoint(path, seed: int, prefix: str, **cfg) -> VisionTransformer:
     torch.manual_seed(seed)
-    model = VisionTransformer(ViTConfig(image_size=S, patch_size=8, hidden_size=16, depth=2,
-                                        num_heads=2, num_classes=K, **cfg))
+    model = VisionTransformer(
+        ViTConfig(
+            image_size=S, patch_size=8, hidden_size=16, depth=2, num_heads=2, num_classes=K, **cfg
+        )
+    )
     model.reset_parameters()
-    ckpt = Checkpoint.from_model(model, class_names=[f"{prefix}{i}" for i in range(K)],
-                                 preprocess=Preprocess(image_size=S))
+    ckpt = Checkpoint.from_model(
+        model, class_names=[f"{prefix}{i}" for i in range(K)], preprocess=Preprocess(image_size=S)
+    )
     save_checkpoint(path, ckpt)
     return model.eval()
 
@@ -75,8 +79,7 @@ def test_predictions_overlays_and_smm(view, qtbot, models, image):
             logits = model(x)[0]
         top = int(logits.argmax())
         assert res.class_name == f"{prefix}{top}"
-        assert res.probability == pytest.approx(float(logits.double().softmax(-1)[top]),
-                                                abs=1e-5)
+        assert res.probability == pytest.approx(float(logits.double().softmax(-1)[top]), abs=1e-5)
         assert res.overlay.shape == (S, S, 3) and res.overlay.dtype == np.uint8
     for cell, res in zip(view.cells(), results, strict=True):
         assert res.class_name in cell.info.text()
@@ -117,8 +120,13 @@ def test_settings_recompute_from_cached_capture(view, qtbot, models, image):
     from inspector.core.explain import saliency_image
 
     e = view._entries[0]
-    grid, _ = saliency_image(e.capture, MapSettings(method="rollout", discard_ratio=0.0),
-                             image_size=S, patch_size=8, smoothing="paper")
+    grid, _ = saliency_image(
+        e.capture,
+        MapSettings(method="rollout", discard_ratio=0.0),
+        image_size=S,
+        patch_size=8,
+        smoothing="paper",
+    )
     np.testing.assert_array_equal(view.results()[0].grid, grid)
 
 

@@ -43,10 +43,16 @@ def paper_file(tmp_path) -> Path:
 
 def _answer(record: list, heads: int | None = None, accept: bool = True):
     """A user at the dialog: notes what was shown, types the heads, presses Open/Cancel."""
+
     def exec_(self) -> int:
-        record.append({"reason": self.reason_label.text(), "heads": self.heads_spin.value(),
-                       "normalisation": self.normalisation_combo.currentData(),
-                       "path": self.path_label.text()})
+        record.append(
+            {
+                "reason": self.reason_label.text(),
+                "heads": self.heads_spin.value(),
+                "normalisation": self.normalisation_combo.currentData(),
+                "path": self.path_label.text(),
+            }
+        )
         if heads is not None:
             self.heads_spin.setValue(heads)
         if accept:
@@ -54,14 +60,21 @@ def _answer(record: list, heads: int | None = None, accept: bool = True):
         else:
             self.reject()
         return self.result()
+
     return exec_
 
 
 def test_dialog_widgets_map_to_options(qtbot, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("cat\ndog\n")
-    initial = LoadOptions(heads=6, normalisation="imagenet", policy="resize_crop",
-                          image_size=224, residual=False, class_names_file=names)
+    initial = LoadOptions(
+        heads=6,
+        normalisation="imagenet",
+        policy="resize_crop",
+        image_size=224,
+        residual=False,
+        class_names_file=names,
+    )
     dialog = LoadOptionsDialog(None, path=tmp_path / "x.pth", initial=initial, reason="why")
     qtbot.addWidget(dialog)
     assert dialog.options() == initial  # pre-filled exactly
@@ -99,14 +112,16 @@ def test_ask_runs_the_real_modal_dialog(qtbot):
         dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
 
     QTimer.singleShot(0, user)
-    answer = LoadOptionsDialog.ask(None, initial=LoadOptions(normalisation="none"),
-                                   reason="heads unknown")
+    answer = LoadOptionsDialog.ask(
+        None, initial=LoadOptions(normalisation="none"), reason="heads unknown"
+    )
     assert seen == ["heads unknown"]
     assert answer == LoadOptions(heads=3, normalisation="none")
 
 
-def test_unknown_heads_are_asked_then_the_map_is_shown(qtbot, window, files, paper_file,
-                                                       monkeypatch):
+def test_unknown_heads_are_asked_then_the_map_is_shown(
+    qtbot, window, files, paper_file, monkeypatch
+):
     record: list = []
     monkeypatch.setattr(LoadOptionsDialog, "exec", _answer(record, heads=4))
     with qtbot.waitSignal(window.captureReady, timeout=20_000):
@@ -137,8 +152,7 @@ def test_cancelling_the_question_is_a_message(qtbot, window, paper_file, monkeyp
     assert window.loaded is None
 
 
-def test_save_model_as_keeps_weights_and_options(qtbot, window, paper_file, tmp_path,
-                                                 monkeypatch):
+def test_save_model_as_keeps_weights_and_options(qtbot, window, paper_file, tmp_path, monkeypatch):
     names = tmp_path / "names.txt"
     names.write_text("\n".join(f"n{i}" for i in range(10)))
     options = LoadOptions(heads=4, class_names_file=names, policy="resize_crop")
@@ -165,8 +179,7 @@ def test_save_model_as_keeps_weights_and_options(qtbot, window, paper_file, tmp_
     assert window.save_model_as(out, overwrite=True) == out
 
 
-def test_broken_file_is_a_message_and_the_model_stays(qtbot, window, files, tmp_path,
-                                                       monkeypatch):
+def test_broken_file_is_a_message_and_the_model_stays(qtbot, window, files, tmp_path, monkeypatch):
     def never(self) -> int:
         raise AssertionError("the dialog must not be asked for a broken file")
 

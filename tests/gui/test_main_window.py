@@ -48,6 +48,7 @@ def _count_forward(model) -> list[int]:
         def counted(*a, _orig=original, **k):
             calls[0] += 1
             return _orig(*a, **k)
+
         setattr(model, name, counted)
     return calls
 
@@ -190,12 +191,22 @@ def _drop(window, paths: list[Path]) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     pos = QPointF(window.width() / 2, window.height() / 2)
-    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime,
-                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        pos.toPoint(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dragEnterEvent(enter)
     assert enter.isAccepted()
-    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        pos,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(drop)
 
 
@@ -207,6 +218,7 @@ def test_drop_checkpoint_image_and_mask(qtbot, window, files):
     # The dropped mask (not the image's own) is used: it is img0's mask in display geometry.
     from inspector.core.explain import prepare_mask
     from inspector.core.imageio import read_mask
+
     expected = prepare_mask(read_mask(files["mask0"]), window.loaded)
     np.testing.assert_array_equal(window.mask, expected)
 

@@ -59,11 +59,11 @@ def _expect_smm(qtbot, window, expected_mask: np.ndarray) -> None:
     assert window.last_render.smm == pytest.approx(ref)
     assert window.smm_label.text() == f"SMM {ref:.3f}"
     panel = window.panels["masks"]
-    qtbot.waitUntil(lambda: panel.metrics_view.metrics().get("smm") == pytest.approx(ref),
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: panel.metrics_view.metrics().get("smm") == pytest.approx(ref), timeout=5000
+    )
     others = localisation_metrics(full, expected_mask, t)
-    assert panel.metrics_view.metrics()["relevance_mass"] == pytest.approx(
-        others["relevance_mass"])
+    assert panel.metrics_view.metrics()["relevance_mass"] == pytest.approx(others["relevance_mass"])
     assert panel.metrics_view.smm_text() == f"SMM@{t:.2f}: {ref:.4f}"
 
 
@@ -103,8 +103,7 @@ def test_brush_paints_and_erases_disks_with_live_smm(qtbot, painter):
 
     # The outline follows the mask: its bounding box is the mask's, in image pixels.
     rows, cols = np.nonzero(expected)
-    box = QRectF(cols.min(), rows.min(), cols.max() - cols.min() + 1,
-                 rows.max() - rows.min() + 1)
+    box = QRectF(cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1)
     assert window.image_view.outline_path().boundingRect() == box
 
     # A right drag erases; so does a left drag with the eraser on (toolbar action).
@@ -137,7 +136,7 @@ def test_box_tool_draws_a_rectangle_and_clips_to_the_image(qtbot, painter):
     QTest.mousePress(vp, LEFT, NOMOD, _at(window, size - 5, size - 6))
     QTest.mouseRelease(vp, LEFT, NOMOD, _at(window, size + 20, size + 20))
     expected = np.zeros((size, size), bool)
-    expected[size - 6:, size - 5:] = True
+    expected[size - 6 :, size - 5 :] = True
     np.testing.assert_array_equal(window.mask, expected)
 
 
@@ -151,8 +150,9 @@ def test_query_tool_clicks_pick_the_query_and_never_paint(qtbot, painter):
     before = panel.mask()
     patch = window.image.display.shape[0] // window.capture.grid_size[1]
     with qtbot.waitSignal(window.overlayUpdated, timeout=5000):
-        qtbot.mouseClick(window.image_view.viewport(), LEFT, NOMOD,
-                         _at(window, 2 * patch + 1, 3 * patch + 1))
+        qtbot.mouseClick(
+            window.image_view.viewport(), LEFT, NOMOD, _at(window, 2 * patch + 1, 3 * patch + 1)
+        )
     cols = window.capture.grid_size[1]
     assert window.current_settings().map.query == window.capture.num_prefix_tokens + 3 * cols + 2
     np.testing.assert_array_equal(panel.mask(), before)

@@ -104,7 +104,7 @@ def test_cancelled_study_writes_no_report_and_resumes(panel, qtbot, tmp_path):
         assert panel.start_study()
     after = json.loads(history_file.read_text())
     assert [row["epoch"] for row in after] == list(range(1, 7))
-    assert after[:len(before)] == before
+    assert after[: len(before)] == before
     assert panel.study_table.rowCount() == 2 and (out / "report.md").is_file()
 
 
@@ -171,7 +171,11 @@ def test_shipped_study_models_come_in_the_papers_order(tmp_path):
     (tmp_path / "seed-1").mkdir()
     (tmp_path / "seed-1" / "baseline.pt").write_bytes(b"")  # other seeds are not listed
     assert [p.name for p in study_checkpoints(tmp_path)] == [
-        "baseline.pt", "heads-2.pt", "no-layernorm.pt", "zz-extra.pt"]
+        "baseline.pt",
+        "heads-2.pt",
+        "no-layernorm.pt",
+        "zz-extra.pt",
+    ]
     assert study_checkpoints(tmp_path / "missing") == []
     if STUDY_CHECKPOINTS.is_dir():  # the repository's own: one file per paper model
         from inspector.core.config import PRESETS

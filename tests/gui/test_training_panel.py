@@ -25,8 +25,6 @@ def panel(qtbot):
     assert w.request_stop_and_wait(30_000)
 
 
-
-
 def test_preset_fills_every_switch(panel):
     for name in ("no-residual", "heads-2", "pos-learned", "baseline"):
         panel.preset_combo.setCurrentText(name)
@@ -54,9 +52,12 @@ def test_short_training_finishes_and_curves_match_history(panel, qtbot, tmp_path
     assert not panel.is_running() and panel.start_button.isEnabled()
     history = json.loads((out / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2]
-    for curve, key in ((panel.train_loss_curve, "train_loss"), (panel.val_loss_curve, "val_loss"),
-                       (panel.train_acc_curve, "train_acc"),
-                       (panel.val_acc_curve, "val_accuracy")):
+    for curve, key in (
+        (panel.train_loss_curve, "train_loss"),
+        (panel.val_loss_curve, "val_loss"),
+        (panel.train_acc_curve, "train_acc"),
+        (panel.val_acc_curve, "val_accuracy"),
+    ):
         x, y = curve.getData()
         np.testing.assert_array_equal(x, [1, 2])
         np.testing.assert_allclose(y, [r[key] for r in history], rtol=0, atol=1e-12)
@@ -153,7 +154,8 @@ def test_image_folder_trains(panel, qtbot, tmp_path):
         (root / name).mkdir(parents=True)
         for i in range(10):
             Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(
-                root / name / f"{i}.png")
+                root / name / f"{i}.png"
+            )
     panel.set_dataset("folder", root)
     assert not panel.classes_spin.isEnabled()
     panel.epochs_spin.setValue(1)

@@ -62,8 +62,13 @@ def _ref_map(path: Path, image: Path, settings) -> tuple[np.ndarray, np.ndarray]
 def _drop_on(widget, paths) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     widget.dropEvent(drop)
 
 
@@ -105,8 +110,7 @@ def test_compare_follows_the_main_view_without_recapturing(qtbot, window, files,
     assert [e.captures_made for e in compare._entries] == captures
 
 
-def test_dropping_two_checkpoints_on_the_window_compares_them(qtbot, window, files,
-                                                              second_ckpt):
+def test_dropping_two_checkpoints_on_the_window_compares_them(qtbot, window, files, second_ckpt):
     with qtbot.waitSignal(window.modelLoaded, timeout=20_000):
         _drop_on(window, [files["ckpt"], second_ckpt])
     assert window.loaded.path == files["ckpt"]  # the first one is inspected
@@ -183,4 +187,5 @@ def test_batch_export_cancel_stops_between_images(qtbot, files, tmp_path):
     assert result.status == "cancelled"
     assert result.written == [items[0].png, items[0].npy]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [items[0].png.name, items[0].npy.name])
+        [items[0].png.name, items[0].npy.name]
+    )

@@ -39,8 +39,10 @@ def test_finished_training_opens_in_the_inspector(qtbot, window, files, tmp_path
     cap = capture_image(ref, load_image(files["img0"], ref))
     top = cap.top_k(5)
     assert len(top) == 3  # three classes
-    shown = [window.predictions.table.item(r, 1).text().split()[0]
-             for r in range(window.predictions.table.rowCount())]
+    shown = [
+        window.predictions.table.item(r, 1).text().split()[0]
+        for r in range(window.predictions.table.rowCount())
+    ]
     assert shown == [ref.class_names[c] for c, _ in top]
     assert window.capture.predicted_class == cap.predicted_class
     assert window.last_render is not None and window.last_render.full is not None
@@ -61,8 +63,9 @@ def test_cancel_from_the_window_stops_and_keeps_the_model(qtbot, window, files, 
     assert window.loaded is before  # a stopped job does not replace the inspected model
 
 
-def test_closing_during_training_asks_then_stops_cleanly(qtbot, window, files, tmp_path,
-                                                        monkeypatch):
+def test_closing_during_training_asks_then_stops_cleanly(
+    qtbot, window, files, tmp_path, monkeypatch
+):
     panel = window.panels["training"]
     out = tmp_path / "closing"
     configure_training(panel, out, epochs=500)

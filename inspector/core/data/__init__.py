@@ -70,32 +70,36 @@ def load_dataset(
     text = os.fspath(spec)
     if text.strip().lower() == "synthetic":
         if isinstance(classes, bool) or not isinstance(classes, int):
-            raise DatasetError(f"the synthetic dataset takes classes as a number 1..10, "
-                               f"got {classes!r}")
+            raise DatasetError(
+                f"the synthetic dataset takes classes as a number 1..10, got {classes!r}"
+            )
         if not 1 <= classes <= len(SYNTHETIC_CLASSES):
-            raise DatasetError(f"the synthetic dataset has {len(SYNTHETIC_CLASSES)} classes; "
-                               f"classes must be 1..{len(SYNTHETIC_CLASSES)}, got {classes}")
+            raise DatasetError(
+                f"the synthetic dataset has {len(SYNTHETIC_CLASSES)} classes; "
+                f"classes must be 1..{len(SYNTHETIC_CLASSES)}, got {classes}"
+            )
         try:
-            return make_synthetic(seed=seed, image_size=image_size, num_classes=classes,
-                                  **kwargs)
+            return make_synthetic(seed=seed, image_size=image_size, num_classes=classes, **kwargs)
         except (TypeError, ValueError) as exc:
             raise DatasetError(f"synthetic dataset: {exc}") from exc
     path = Path(text).expanduser()
     if path.is_dir():
         if is_tiny_imagenet(path):
             size = None if int(image_size) == 64 else int(image_size)
-            return load_tiny_imagenet(path, classes=classes, seed=seed, image_size=size,
-                                      **kwargs)
+            return load_tiny_imagenet(path, classes=classes, seed=seed, image_size=size, **kwargs)
         splits = load_image_folder(path, image_size=image_size, seed=seed, **kwargs)
         if not isinstance(classes, int) and classes is not None:
             wanted = list(classes)
             unknown = [c for c in wanted if c not in splits.class_names]
             if unknown:
-                raise DatasetError(f"unknown class(es) {unknown} in {path}; "
-                                   f"found: {splits.class_names}")
+                raise DatasetError(
+                    f"unknown class(es) {unknown} in {path}; found: {splits.class_names}"
+                )
             if sorted(wanted) != splits.class_names:
-                raise DatasetError(f"selecting a subset of classes is not supported for "
-                                   f"image folders; make a folder with only {sorted(wanted)}")
+                raise DatasetError(
+                    f"selecting a subset of classes is not supported for "
+                    f"image folders; make a folder with only {sorted(wanted)}"
+                )
         return splits
     if path.exists():
         raise DatasetError(f"dataset path is a file, not a folder: {path}")

@@ -91,8 +91,10 @@ def load_image_folder(
     if not root.is_dir():
         raise DatasetError(f"image folder not found: {root}")
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise DatasetError(f"val_fraction and test_fraction must be in [0, 1) with a sum < 1, "
-                           f"got {val_fraction} and {test_fraction}")
+        raise DatasetError(
+            f"val_fraction and test_fraction must be in [0, 1) with a sum < 1, "
+            f"got {val_fraction} and {test_fraction}"
+        )
     if int(image_size) < 8:
         raise DatasetError(f"image_size must be >= 8, got {image_size}")
     size = int(image_size)
@@ -103,13 +105,17 @@ def load_image_folder(
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     per_class: list[list[Path]] = []
     for name in classes:
-        files = sorted(p.relative_to(root) for p in (root / name).rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            p.relative_to(root)
+            for p in (root / name).rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
         per_class.append(files)
     kept = [(c, f) for c, f in zip(classes, per_class, strict=True) if f]
     if not kept:
-        raise DatasetError(f"no class sub-folders with images ({', '.join(IMAGE_SUFFIXES)}) "
-                           f"in {root}")
+        raise DatasetError(
+            f"no class sub-folders with images ({', '.join(IMAGE_SUFFIXES)}) in {root}"
+        )
     classes = [c for c, _ in kept]
     per_class = [f for _, f in kept]
 
@@ -120,8 +126,8 @@ def load_image_folder(
         n_val, n_test = _split_counts(len(files), val_fraction, test_fraction)
         chosen = [files[i] for i in order]
         splits["val"] += [(p, label) for p in sorted(chosen[:n_val])]
-        splits["test"] += [(p, label) for p in sorted(chosen[n_val:n_val + n_test])]
-        splits["train"] += [(p, label) for p in sorted(chosen[n_val + n_test:])]
+        splits["test"] += [(p, label) for p in sorted(chosen[n_val : n_val + n_test])]
+        splits["train"] += [(p, label) for p in sorted(chosen[n_val + n_test :])]
 
     masks_for: dict[Path, Path | None] = {}
     all_files = [p for files in per_class for p in files]
@@ -132,14 +138,16 @@ def load_image_folder(
             if masks_for[rel] is None:
                 missing.append(rel)
         if missing:
-            raise DatasetError(f"{len(missing)} image(s) have no mask under {mroot} "
-                               f"(e.g. {missing[0].as_posix()})")
+            raise DatasetError(
+                f"{len(missing)} image(s) have no mask under {mroot} (e.g. {missing[0].as_posix()})"
+            )
 
     def build(items: list[tuple[Path, int]]) -> ImageDataset:
         workers = min(16, 2 * (os.cpu_count() or 2))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            loaded = list(pool.map(lambda it: _load(root / it[0], masks_for.get(it[0]), size),
-                                   items))
+            loaded = list(
+                pool.map(lambda it: _load(root / it[0], masks_for.get(it[0]), size), items)
+            )
         n = len(items)
         images = np.zeros((n, size, size, 3), np.uint8)
         masks = np.zeros((n, size, size), bool) if mroot is not None else None
@@ -156,10 +164,17 @@ def load_image_folder(
         )
 
     source = {
-        "kind": "image-folder", "root": str(root),
-        "mask_root": None if mroot is None else str(mroot), "image_size": size,
-        "val_fraction": float(val_fraction), "test_fraction": float(test_fraction),
+        "kind": "image-folder",
+        "root": str(root),
+        "mask_root": None if mroot is None else str(mroot),
+        "image_size": size,
+        "val_fraction": float(val_fraction),
+        "test_fraction": float(test_fraction),
         "seed": int(seed),
     }
-    return DatasetSplits(train=build(splits["train"]), val=build(splits["val"]),
-                         test=build(splits["test"]), source=source)
+    return DatasetSplits(
+        train=build(splits["train"]),
+        val=build(splits["val"]),
+        test=build(splits["test"]),
+        source=source,
+    )

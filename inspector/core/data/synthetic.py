@@ -61,10 +61,17 @@ __all__ = [
 ]
 
 SYNTHETIC_CLASSES: Final[tuple[str, ...]] = (
-    "circle", "square", "triangle", "star", "cross",
-    "ring", "hexagon", "crescent", "arrow", "heart",
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+    "ring",
+    "hexagon",
+    "crescent",
+    "arrow",
+    "heart",
 )
-
 
 
 @dataclass(frozen=True)
@@ -138,12 +145,31 @@ def _crescent_outline(k: int = 48) -> np.ndarray:
 
 
 _ARROW: Final[np.ndarray] = np.array(
-    [[-0.95, -0.22], [0.15, -0.22], [0.15, -0.62], [0.95, 0.0],
-     [0.15, 0.62], [0.15, 0.22], [-0.95, 0.22]]
+    [
+        [-0.95, -0.22],
+        [0.15, -0.22],
+        [0.15, -0.62],
+        [0.95, 0.0],
+        [0.15, 0.62],
+        [0.15, 0.22],
+        [-0.95, 0.22],
+    ]
 )
 _CROSS: Final[np.ndarray] = np.array(
-    [[-0.28, -0.95], [0.28, -0.95], [0.28, -0.28], [0.95, -0.28], [0.95, 0.28], [0.28, 0.28],
-     [0.28, 0.95], [-0.28, 0.95], [-0.28, 0.28], [-0.95, 0.28], [-0.95, -0.28], [-0.28, -0.28]]
+    [
+        [-0.28, -0.95],
+        [0.28, -0.95],
+        [0.28, -0.28],
+        [0.95, -0.28],
+        [0.95, 0.28],
+        [0.28, 0.28],
+        [0.28, 0.95],
+        [-0.28, 0.95],
+        [-0.28, 0.28],
+        [-0.95, 0.28],
+        [-0.95, -0.28],
+        [-0.28, -0.28],
+    ]
 )
 _SQUARE: Final[np.ndarray] = np.array([[-0.7, -0.7], [0.7, -0.7], [0.7, 0.7], [-0.7, 0.7]])
 
@@ -250,8 +276,13 @@ _STEP: Final[float] = 0.5  # sample spacing (px) when painting strokes / ellipse
 
 
 def _rotated(
-    x: np.ndarray, y: np.ndarray, cx: np.ndarray, cy: np.ndarray, cos: np.ndarray,
-    sin: np.ndarray, scale: np.ndarray | float = 1.0,
+    x: np.ndarray,
+    y: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    cos: np.ndarray,
+    sin: np.ndarray,
+    scale: np.ndarray | float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-image rotated frame ``(u, v) = R(-a) ((x, y) - c) / scale`` as ``(n, H, W)`` float32.
 
@@ -266,10 +297,12 @@ def _rotated(
     k = 1.0 / np.asarray(scale, dtype=np.float64) * np.ones_like(cx)
     xs = np.atleast_2d(x) - cx[:, None]  # (n, W)
     ys = np.atleast_2d(y) - cy[:, None]  # (n, H)
-    u = (xs * (cos * k)[:, None]).astype(np.float32)[:, None, :] + \
-        (ys * (sin * k)[:, None]).astype(np.float32)[:, :, None]
-    v = (xs * (-sin * k)[:, None]).astype(np.float32)[:, None, :] + \
-        (ys * (cos * k)[:, None]).astype(np.float32)[:, :, None]
+    u = (xs * (cos * k)[:, None]).astype(np.float32)[:, None, :] + (ys * (sin * k)[:, None]).astype(
+        np.float32
+    )[:, :, None]
+    v = (xs * (-sin * k)[:, None]).astype(np.float32)[:, None, :] + (
+        ys * (cos * k)[:, None]
+    ).astype(np.float32)[:, :, None]
     return u, v
 
 
@@ -298,8 +331,9 @@ def _texture(
             continue
         # Texture coordinates in periods (gradient: in units of the image diagonal).
         sc = np.sqrt(2) * size if kind == "gradient" else period[idx]
-        xr, yr = _rotated(x[idx], y[idx], half[idx], half[idx], np.cos(theta[idx]),
-                          np.sin(theta[idx]), sc)
+        xr, yr = _rotated(
+            x[idx], y[idx], half[idx], half[idx], np.cos(theta[idx]), np.sin(theta[idx]), sc
+        )
         ph = phase[idx, :, None, None]  # (m, 2, 1, 1)
         if kind == "stripes":
             t[idx] = (xr + ph[:, 0]) % 1.0 < 0.5
@@ -311,8 +345,9 @@ def _texture(
             t[idx] = fx * fx + fy * fy < dot_r[idx, None, None] ** 2
         elif kind == "waves":
             # Smooth, irregular-looking: two slow crossed sinusoids.
-            t[idx] = 0.5 + 0.25 * (np.sin(2 * np.pi * (xr / 3 + ph[:, 0]))
-                                   + np.sin(2 * np.pi * (yr / 2.3 + ph[:, 1])))
+            t[idx] = 0.5 + 0.25 * (
+                np.sin(2 * np.pi * (xr / 3 + ph[:, 0])) + np.sin(2 * np.pi * (yr / 2.3 + ph[:, 1]))
+            )
         elif kind == "gradient":
             t[idx] = np.clip(xr + 0.5, 0, 1)
     return t
@@ -334,8 +369,12 @@ def _to_pixels(
 
 
 def _stroke_pixels(
-    p0: np.ndarray, angle: np.ndarray, length: np.ndarray, half_width: np.ndarray,
-    present: np.ndarray, size: int,
+    p0: np.ndarray,
+    angle: np.ndarray,
+    length: np.ndarray,
+    half_width: np.ndarray,
+    present: np.ndarray,
+    size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels of straight strokes (thin rectangles from ``p0`` along ``angle``), one per image.
 
@@ -354,7 +393,11 @@ def _stroke_pixels(
 
 
 def _ellipse_pixels(
-    centre: np.ndarray, angle: np.ndarray, a: np.ndarray, b: np.ndarray, present: np.ndarray,
+    centre: np.ndarray,
+    angle: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    present: np.ndarray,
     size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels of filled ellipses (semi-axes ``a`` along ``angle`` and ``b``), one per image."""
@@ -518,8 +561,8 @@ def render_batch(
     shape = np.zeros((n, size, size), dtype=bool)
     obj_t = np.zeros((n, size, size), dtype=np.float32)
     for i, (ox, oy) in enumerate(origin.tolist()):
-        shape[i, oy:oy + win, ox:ox + win] = shape_win[i]
-        obj_t[i, oy:oy + win, ox:ox + win] = obj_t_win[i]
+        shape[i, oy : oy + win, ox : ox + win] = shape_win[i]
+        obj_t[i, oy : oy + win, ox : ox + win] = obj_t_win[i]
     top_bg = top.copy() if keep_layers else top  # the scene without the object
     np.copyto(top, np.uint8(obj_layer), where=shape)
 
@@ -572,9 +615,7 @@ def render_batch(
     return _Batch(images, shape & ~occ, centres, scales, angles, occluders, backgrounds)
 
 
-def render_sample(
-    rng: np.random.Generator, label: int, image_size: int = 64
-) -> SyntheticSample:
+def render_sample(rng: np.random.Generator, label: int, image_size: int = 64) -> SyntheticSample:
     """Render one image of class ``label`` (see the module docstring for what it contains).
 
     Args:
@@ -599,15 +640,20 @@ def render_sample(
 
 
 def _make_split(
-    seed_seq: np.random.SeedSequence, split: str, per_class: int, num_classes: int,
-    image_size: int, class_names: list[str],
+    seed_seq: np.random.SeedSequence,
+    split: str,
+    per_class: int,
+    num_classes: int,
+    image_size: int,
+    class_names: list[str],
 ) -> ImageDataset:
     # One seed for the label order and one per chunk, so chunks can render on parallel
     # threads (numpy releases the GIL in its array loops) with a result that does not
     # depend on scheduling.
     label_seq, chunk_seq = seed_seq.spawn(2)
     labels = np.random.default_rng(label_seq).permutation(
-        np.repeat(np.arange(num_classes), per_class))
+        np.repeat(np.arange(num_classes), per_class)
+    )
     n = len(labels)
     images = np.empty((n, 3, image_size, image_size), dtype=np.uint8)
     masks = np.empty((n, image_size, image_size), dtype=bool)
@@ -615,9 +661,9 @@ def _make_split(
 
     def render(job: tuple[int, np.random.SeedSequence]) -> None:
         start, seq = job
-        b = render_batch(np.random.default_rng(seq), labels[start:start + _CHUNK], image_size)
-        images[start:start + _CHUNK] = b.images.transpose(0, 3, 1, 2)
-        masks[start:start + _CHUNK] = b.masks
+        b = render_batch(np.random.default_rng(seq), labels[start : start + _CHUNK], image_size)
+        images[start : start + _CHUNK] = b.images.transpose(0, 3, 1, 2)
+        masks[start : start + _CHUNK] = b.masks
 
     jobs = list(zip(starts, chunk_seq.spawn(len(starts)), strict=True))
     workers = min(4, os.cpu_count() or 1, max(len(jobs), 1))
@@ -665,8 +711,11 @@ def make_synthetic(
     """
     if not 1 <= int(num_classes) <= len(SYNTHETIC_CLASSES):
         raise ValueError(f"num_classes must be 1..{len(SYNTHETIC_CLASSES)}, got {num_classes}")
-    for name, k in (("train_per_class", train_per_class), ("val_per_class", val_per_class),
-                    ("test_per_class", test_per_class)):
+    for name, k in (
+        ("train_per_class", train_per_class),
+        ("val_per_class", val_per_class),
+        ("test_per_class", test_per_class),
+    ):
         if int(k) < 0:
             raise ValueError(f"{name} must be >= 0, got {k}")
     if int(image_size) < 16:
@@ -675,13 +724,22 @@ def make_synthetic(
     seqs = np.random.SeedSequence(int(seed)).spawn(3)
     splits = {
         split: _make_split(sq, split, int(k), int(num_classes), int(image_size), names)
-        for split, sq, k in zip(("train", "val", "test"), seqs,
-                                (train_per_class, val_per_class, test_per_class), strict=True)
+        for split, sq, k in zip(
+            ("train", "val", "test"),
+            seqs,
+            (train_per_class, val_per_class, test_per_class),
+            strict=True,
+        )
     }
     source = {
-        "kind": "synthetic", "seed": int(seed), "image_size": int(image_size),
-        "num_classes": int(num_classes), "train_per_class": int(train_per_class),
-        "val_per_class": int(val_per_class), "test_per_class": int(test_per_class),
+        "kind": "synthetic",
+        "seed": int(seed),
+        "image_size": int(image_size),
+        "num_classes": int(num_classes),
+        "train_per_class": int(train_per_class),
+        "val_per_class": int(val_per_class),
+        "test_per_class": int(test_per_class),
     }
-    return DatasetSplits(train=splits["train"], val=splits["val"], test=splits["test"],
-                         source=source)
+    return DatasetSplits(
+        train=splits["train"], val=splits["val"], test=splits["test"], source=source
+    )

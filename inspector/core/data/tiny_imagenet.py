@@ -78,11 +78,15 @@ def read_wnids(root: str | os.PathLike) -> list[str]:
         wnids = [w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
     else:
         train = root / "train"
-        wnids = sorted(d.name for d in train.iterdir() if (d / "images").is_dir()) \
-            if train.is_dir() else []
+        wnids = (
+            sorted(d.name for d in train.iterdir() if (d / "images").is_dir())
+            if train.is_dir()
+            else []
+        )
     if not wnids:
-        raise DatasetError(f"no wnids in {root}: expected a non-empty wnids.txt or "
-                           f"train/<wnid>/images folders")
+        raise DatasetError(
+            f"no wnids in {root}: expected a non-empty wnids.txt or train/<wnid>/images folders"
+        )
     if len(set(wnids)) != len(wnids):
         raise DatasetError(f"{path} lists a wnid twice")
     return sorted(wnids)
@@ -156,8 +160,9 @@ def _choose_classes(all_wnids: list[str], classes: int | Sequence[str], root: Pa
     unknown = [w for w in chosen if w not in set(all_wnids)]
     if unknown:
         more = " ..." if len(all_wnids) > 5 else ""
-        raise DatasetError(f"unknown wnid(s) {unknown} for {root}; "
-                           f"known: {', '.join(all_wnids[:5])}{more}")
+        raise DatasetError(
+            f"unknown wnid(s) {unknown} for {root}; known: {', '.join(all_wnids[:5])}{more}"
+        )
     return sorted(chosen)  # labels follow sorted wnid order
 
 
@@ -165,7 +170,7 @@ def _box_mask(box: _Box, h: int, w: int) -> np.ndarray:
     """``(h, w)`` bool with the inclusive box set (clipped to the image)."""
     x0, y0, x1, y1 = box
     m = np.zeros((h, w), dtype=bool)
-    m[max(y0, 0): min(y1, h - 1) + 1, max(x0, 0): min(x1, w - 1) + 1] = True
+    m[max(y0, 0) : min(y1, h - 1) + 1, max(x0, 0) : min(x1, w - 1) + 1] = True
     return m
 
 
@@ -177,15 +182,24 @@ def _load_one(path: Path, box: _Box, image_size: int | None) -> tuple[np.ndarray
     h, w = img.shape[:2]
     mask = _box_mask(box, h, w)
     if image_size is not None and (h, w) != (image_size, image_size):
-        img = np.asarray(Image.fromarray(img).resize((image_size, image_size),
-                                                     Image.Resampling.BILINEAR))
-        mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(
-            (image_size, image_size), Image.Resampling.NEAREST)) > 0
+        img = np.asarray(
+            Image.fromarray(img).resize((image_size, image_size), Image.Resampling.BILINEAR)
+        )
+        mask = (
+            np.asarray(
+                Image.fromarray(mask.astype(np.uint8) * 255).resize(
+                    (image_size, image_size), Image.Resampling.NEAREST
+                )
+            )
+            > 0
+        )
     return img, mask
 
 
 def _decode(
-    items: list[tuple[Path, _Box, int, str]], class_names: list[str], image_size: int | None,
+    items: list[tuple[Path, _Box, int, str]],
+    class_names: list[str],
+    image_size: int | None,
     root: Path,
 ) -> ImageDataset:
     """Decode ``(path, box, label, id)`` items in parallel into an :class:`ImageDataset`."""
@@ -195,8 +209,10 @@ def _decode(
     if results:
         shapes = {r[0].shape for r in results}
         if len(shapes) > 1:
-            raise DatasetError(f"images in {root} have different sizes {sorted(shapes)}; "
-                               f"pass image_size to resize them")
+            raise DatasetError(
+                f"images in {root} have different sizes {sorted(shapes)}; "
+                f"pass image_size to resize them"
+            )
         images = np.stack([r[0] for r in results]).transpose(0, 3, 1, 2)  # (N, 3, H, W)
         masks = np.stack([r[1] for r in results])  # (N, H, W)
     else:
@@ -266,41 +282,51 @@ def load_tiny_imagenet(
             raise DatasetError(f"no training images in {img_dir}")
         missing = [f for f in files if f not in boxes]
         if missing:
-            raise DatasetError(f"missing annotations: {len(missing)} image(s) of {wnid} have "
-                               f"no box in {folder / f'{wnid}_boxes.txt'} (e.g. {missing[0]})")
+            raise DatasetError(
+                f"missing annotations: {len(missing)} image(s) of {wnid} have "
+                f"no box in {folder / f'{wnid}_boxes.txt'} (e.g. {missing[0]})"
+            )
         order = rng.permutation(len(files))
         n_held = int(val_from_train)
         if n_held >= len(files):
-            raise DatasetError(f"val_from_train={n_held} leaves no training image for {wnid} "
-                               f"({len(files)} images)")
+            raise DatasetError(
+                f"val_from_train={n_held} leaves no training image for {wnid} ({len(files)} images)"
+            )
         held = sorted((files[i] for i in order[:n_held]), key=_natural_key)
         rest = [files[i] for i in order[n_held:]]
         if train_per_class is not None:
             rest = rest[: int(train_per_class)]
         rest = sorted(rest, key=_natural_key)
         for target, chosen in ((held_items, held), (train_items, rest)):
-            target.extend((img_dir / f, boxes[f], label, f"train/{wnid}/images/{f}")
-                          for f in chosen)
+            target.extend(
+                (img_dir / f, boxes[f], label, f"train/{wnid}/images/{f}") for f in chosen
+            )
 
     label_of = {w: i for i, w in enumerate(wnids)}
     official = [
         (root / "val" / "images" / f, box, label_of[w], f"val/images/{f}")
-        for f, w, box in _read_val_annotations(root) if w in label_of
+        for f, w, box in _read_val_annotations(root)
+        if w in label_of
     ]
     official.sort(key=lambda it: (it[2], _natural_key(it[0].name)))
     missing_val = [wnids[i] for i in range(len(wnids)) if all(it[2] != i for it in official)]
     if missing_val:
-        raise DatasetError(f"no validation images for {missing_val} in "
-                           f"{root / 'val' / 'val_annotations.txt'}")
+        raise DatasetError(
+            f"no validation images for {missing_val} in {root / 'val' / 'val_annotations.txt'}"
+        )
 
     size = None if image_size is None else int(image_size)
     train = _decode(train_items, names, size, root)
     test = _decode(official, names, size, root)
     val = _decode(held_items, names, size, root) if int(val_from_train) > 0 else test
     source = {
-        "kind": "tiny-imagenet", "root": str(root), "wnids": list(wnids),
-        "train_per_class": train_per_class, "val_from_train": int(val_from_train),
-        "seed": int(seed), "image_size": size,
+        "kind": "tiny-imagenet",
+        "root": str(root),
+        "wnids": list(wnids),
+        "train_per_class": train_per_class,
+        "val_from_train": int(val_from_train),
+        "seed": int(seed),
+        "image_size": size,
         "val": "held-out train images" if int(val_from_train) > 0 else "official val images",
         "test": "official val images",
     }

@@ -29,8 +29,10 @@ class ImageDataset:
     def __post_init__(self) -> None:
         n = self.images.shape[0]
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
-            raise ValueError(f"images must be (N, 3, H, W) uint8, got {tuple(self.images.shape)} "
-                             f"{self.images.dtype}")
+            raise ValueError(
+                f"images must be (N, 3, H, W) uint8, got {tuple(self.images.shape)} "
+                f"{self.images.dtype}"
+            )
         if self.labels.shape != (n,):
             raise ValueError(f"labels must be ({n},), got {tuple(self.labels.shape)}")
         if self.masks is not None and self.masks.shape != (n, *self.images.shape[2:]):

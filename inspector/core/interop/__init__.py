@@ -81,7 +81,9 @@ CONVERTERS: dict[str, Converter] = {
 
 
 def convert_state_dict(
-    sd: Mapping[str, torch.Tensor], hints: Hints | None = None, family: str | None = None,
+    sd: Mapping[str, torch.Tensor],
+    hints: Hints | None = None,
+    family: str | None = None,
 ) -> tuple[ViTConfig, dict[str, torch.Tensor], Meta]:
     """Convert an in-memory foreign state dict (no file involved).
 
@@ -112,7 +114,8 @@ def _check_class_names(names: Sequence[str], cfg: ViTConfig, source: str) -> lis
     if len(names) != cfg.num_classes:
         raise InteropError(
             f"the checkpoint's classification head has {cfg.num_classes} outputs but "
-            f"{len(names)} class names were given ({source}); give exactly one name per output")
+            f"{len(names)} class names were given ({source}); give exactly one name per output"
+        )
     return names
 
 
@@ -123,7 +126,8 @@ def _check_preprocess(pre: Preprocess, cfg: ViTConfig) -> Preprocess:
         raise InteropError(
             f"the given preprocess has image_size {pre.image_size} but the model takes "
             f"{cfg.image_size}x{cfg.image_size} inputs; use resample_pos_embed() first to run "
-            "the model at another size")
+            "the model at another size"
+        )
     return pre
 
 
@@ -203,8 +207,15 @@ def open_checkpoint(
         provenance["safetensors_metadata"] = dict(st_metadata)
     # convert_state_dict validated every key and shape already, names and preprocess were
     # checked above: no second ckpt.check().
-    return Checkpoint(config=cfg, state_dict=state, class_names=names, preprocess=pre,
-                      train_config=None, history=[], provenance=provenance)
+    return Checkpoint(
+        config=cfg,
+        state_dict=state,
+        class_names=names,
+        preprocess=pre,
+        train_config=None,
+        history=[],
+        provenance=provenance,
+    )
 
 
 def _resample_grid(pos: torch.Tensor, prefix: int, old: int, new: int) -> torch.Tensor:
@@ -214,8 +225,7 @@ def _resample_grid(pos: torch.Tensor, prefix: int, old: int, new: int) -> torch.
     head, grid = pos[:, :prefix], pos[:, prefix:]
     D = grid.shape[-1]
     img = grid.reshape(1, old, old, D).permute(0, 3, 1, 2).float()  # (1, D, g, g)
-    img = F.interpolate(img, size=(new, new), mode="bicubic", align_corners=False,
-                        antialias=True)
+    img = F.interpolate(img, size=(new, new), mode="bicubic", align_corners=False, antialias=True)
     grid = img.permute(0, 2, 3, 1).reshape(1, new * new, D).to(pos.dtype)  # (1, g'^2, D)
     return torch.cat([head, grid], dim=1)
 
@@ -236,30 +246,45 @@ def resample_pos_embed(ckpt: Checkpoint, new_image_size: int) -> Checkpoint:
         InteropError: ``new_image_size`` is not a positive multiple of the patch size.
     """
     cfg = ckpt.config
-    if (not isinstance(new_image_size, int) or new_image_size < cfg.patch_size
-            or new_image_size % cfg.patch_size):
-        raise InteropError(f"new image size {new_image_size!r} must be a positive multiple of "
-                           f"the patch size {cfg.patch_size}")
+    if (
+        not isinstance(new_image_size, int)
+        or new_image_size < cfg.patch_size
+        or new_image_size % cfg.patch_size
+    ):
+        raise InteropError(
+            f"new image size {new_image_size!r} must be a positive multiple of "
+            f"the patch size {cfg.patch_size}"
+        )
     new_cfg = cfg.replace(image_size=new_image_size)
     state = dict(ckpt.state_dict)
     pos = state.get("pos_embed")
     if pos is not None and new_image_size != cfg.image_size:
         if cfg.pos_encoding == "learned":
-            state["pos_embed"] = _resample_grid(pos, cfg.num_prefix_tokens, cfg.grid_size,
-                                                new_cfg.grid_size)
+            state["pos_embed"] = _resample_grid(
+                pos, cfg.num_prefix_tokens, cfg.grid_size, new_cfg.grid_size
+            )
         elif cfg.pos_encoding == "sincos":
             state["pos_embed"] = sincos_table(new_cfg.num_tokens, cfg.hidden_size)[None].to(pos)
         elif cfg.pos_encoding == "integer":
-            state["pos_embed"] = torch.arange(new_cfg.num_tokens, dtype=pos.dtype,
-                                              device=pos.device)[:, None]
+            state["pos_embed"] = torch.arange(
+                new_cfg.num_tokens, dtype=pos.dtype, device=pos.device
+            )[:, None]
     pre = ckpt.preprocess
     resize = pre.resize_size
     if resize is not None:
         resize = int(math.floor(resize * new_image_size / cfg.image_size + 1e-6))
     new_pre = replace(pre, image_size=new_image_size, resize_size=resize)
-    provenance = {**ckpt.provenance,
-                  "pos_embed_resampled": {"from": cfg.image_size, "to": new_image_size}}
+    provenance = {
+        **ckpt.provenance,
+        "pos_embed_resampled": {"from": cfg.image_size, "to": new_image_size},
+    }
     validate_against_model(new_cfg, state, {}, "resampled")
-    return Checkpoint(config=new_cfg, state_dict=state, class_names=list(ckpt.class_names),
-                      preprocess=new_pre, train_config=ckpt.train_config,
-                      history=list(ckpt.history), provenance=provenance)
+    return Checkpoint(
+        config=new_cfg,
+        state_dict=state,
+        class_names=list(ckpt.class_names),
+        preprocess=new_pre,
+        train_config=ckpt.train_config,
+        history=list(ckpt.history),
+        provenance=provenance,
+    )

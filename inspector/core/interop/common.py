@@ -37,8 +37,16 @@ STANDARD_HEADS: dict[int, int] = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}
 
 # The seed paper's 10 Tiny ImageNet classes, labels 0-9 (MISSION.md section 1).
 PAPER_CLASSES: tuple[str, ...] = (
-    "goldfish", "European fire salamander", "bullfrog", "tailed frog", "American alligator",
-    "boa constrictor", "trilobite", "scorpion", "black widow", "tarantula",
+    "goldfish",
+    "European fire salamander",
+    "bullfrog",
+    "tailed frog",
+    "American alligator",
+    "boa constrictor",
+    "trilobite",
+    "scorpion",
+    "black widow",
+    "tarantula",
 )
 
 HEADLESS_CLASS_NAME = "(no classifier head)"
@@ -121,7 +129,8 @@ class KeyReader:
         if key not in self.source:
             raise InteropError(
                 f"{self.family} checkpoint is missing the key {key!r} "
-                f"(it has {len(self.source)} keys, e.g. {summarise(sorted(self.source), 5)})")
+                f"(it has {len(self.source)} keys, e.g. {summarise(sorted(self.source), 5)})"
+            )
         self.used.add(key)
         return self.source[key]
 
@@ -153,7 +162,8 @@ class KeyReader:
                 f"{self.family} checkpoint has {len(left)} key(s) this importer does not know "
                 f"how to map, so the model would not be faithful: {summarise(left)}. "
                 "Variants with extra parts (register tokens, layer scale, pre-logits layers, "
-                "global-average pooling norms, ...) are not supported.")
+                "global-average pooling norms, ...) are not supported."
+            )
 
 
 def count_blocks(keys: Iterable[str], pattern: str) -> int:
@@ -179,12 +189,15 @@ def infer_heads(hidden: int, hints: Hints, family: str) -> tuple[int, str]:
         return hints.heads, f"heads = {hints.heads} (given by the user)"
     if hidden in STANDARD_HEADS:
         h = STANDARD_HEADS[hidden]
-        return h, (f"heads = {h}: not stored in {family} weights, taken from the standard ViT "
-                   f"table for hidden size {hidden} (override with heads=/--heads)")
+        return h, (
+            f"heads = {h}: not stored in {family} weights, taken from the standard ViT "
+            f"table for hidden size {hidden} (override with heads=/--heads)"
+        )
     raise InteropError(
         f"the number of attention heads is not stored in {family} weights and hidden size "
         f"{hidden} is not a standard ViT width ({sorted(STANDARD_HEADS)}); "
-        "give it with heads=N (CLI --heads N, or the load dialog)")
+        "give it with heads=N (CLI --heads N, or the load dialog)"
+    )
 
 
 def grid_from_tokens(num_tokens: int, prefix: int, key: str, shape: Iterable[int]) -> int:
@@ -195,7 +208,8 @@ def grid_from_tokens(num_tokens: int, prefix: int, key: str, shape: Iterable[int
         raise InteropError(
             f"{key} has shape {fmt_shape(shape)}: {num_tokens} positions minus {prefix} prefix "
             "token(s) is not a square patch grid (position tables without prefix tokens, "
-            "non-square inputs and register tokens are not supported)")
+            "non-square inputs and register tokens are not supported)"
+        )
     return g
 
 
@@ -206,8 +220,9 @@ def make_config(**fields: Any) -> ViTConfig:
         raise InteropError(f"the inferred architecture is inconsistent: {exc}") from exc
 
 
-def validate_against_model(cfg: ViTConfig, state: Mapping[str, torch.Tensor],
-                           key_map: Mapping[str, str], family: str) -> None:
+def validate_against_model(
+    cfg: ViTConfig, state: Mapping[str, torch.Tensor], key_map: Mapping[str, str], family: str
+) -> None:
     """Every key our model expects is present with the expected shape, and nothing else.
 
     The model is built on the ``meta`` device: shapes only, no memory, no random init cost.
@@ -229,7 +244,8 @@ def validate_against_model(cfg: ViTConfig, state: Mapping[str, torch.Tensor],
                 f"a model with the inferred architecture expects {fmt_shape(ref)} "
                 f"(inferred: hidden {cfg.hidden_size}, depth {cfg.depth}, heads {cfg.num_heads}, "
                 f"mlp {cfg.mlp_dim}, classes {cfg.num_classes}, image {cfg.image_size}, "
-                f"patch {cfg.patch_size})")
+                f"patch {cfg.patch_size})"
+            )
 
 
 @lru_cache(maxsize=1)
@@ -257,9 +273,14 @@ def imagenet_preprocess(image_size: int, crop_pct: float, interpolation: str) ->
     """The ImageNet evaluation convention: resize the short side to ``image_size / crop_pct``,
     centre-crop ``image_size``, normalise with the ImageNet mean/std."""
     # floor, as timm does (224 / 0.875 = 256); the epsilon absorbs float error in crop_pct.
-    return Preprocess(image_size=image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                      policy="resize_crop", resize_size=math.floor(image_size / crop_pct + 1e-6),
-                      interpolation=interpolation)  # type: ignore[arg-type]
+    return Preprocess(
+        image_size=image_size,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        policy="resize_crop",
+        resize_size=math.floor(image_size / crop_pct + 1e-6),
+        interpolation=interpolation,
+    )  # type: ignore[arg-type]
 
 
 def as_float32(state: dict[str, torch.Tensor], notes: list[str]) -> dict[str, torch.Tensor]:

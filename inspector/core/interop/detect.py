@@ -50,45 +50,67 @@ SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 FAMILIES = ("timm", "torchvision", "huggingface", "paper")
 
 # Containers that training scripts wrap a state dict in, most specific first.
-_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "state_dict_ema",
-                 "model_ema", "net", "network")
+_WRAPPER_KEYS = (
+    "state_dict",
+    "model_state_dict",
+    "model",
+    "module",
+    "state_dict_ema",
+    "model_ema",
+    "net",
+    "network",
+)
 # Prefixes added by DataParallel / DistributedDataParallel, torch.compile and Lightning
 # (whose LightningModule usually holds the network as `self.model`).
 _PREFIXES = ("module.", "_orig_mod.", "model.")
 
-_SAVE_STATE_DICT = ("Save the weights only, e.g. `torch.save(model.state_dict(), "
-                    "'weights.pth')`, and open that file.")
+_SAVE_STATE_DICT = (
+    "Save the weights only, e.g. `torch.save(model.state_dict(), "
+    "'weights.pth')`, and open that file."
+)
 
 # Key patterns per family: used to detect a layout and, for unknown files, to say which keys
 # were recognised.
 _PATTERNS: dict[str, list[str]] = {
     "timm": [
-        r"cls_token", r"dist_token", r"pos_embed", r"patch_embed\.proj\.(weight|bias)",
+        r"cls_token",
+        r"dist_token",
+        r"pos_embed",
+        r"patch_embed\.proj\.(weight|bias)",
         r"blocks\.\d+\.(norm1|norm2)\.(weight|bias)",
         r"blocks\.\d+\.attn\.(qkv|proj)\.(weight|bias)",
-        r"blocks\.\d+\.mlp\.(fc1|fc2)\.(weight|bias)", r"norm\.(weight|bias)",
+        r"blocks\.\d+\.mlp\.(fc1|fc2)\.(weight|bias)",
+        r"norm\.(weight|bias)",
         r"head(_dist)?\.(weight|bias)",
     ],
     "torchvision": [
-        r"class_token", r"conv_proj\.(weight|bias)", r"encoder\.pos_embedding",
+        r"class_token",
+        r"conv_proj\.(weight|bias)",
+        r"encoder\.pos_embedding",
         r"encoder\.layers\.encoder_layer_\d+\.(ln_1|ln_2)\.(weight|bias)",
         r"encoder\.layers\.encoder_layer_\d+\.self_attention\.(in_proj_weight|in_proj_bias)",
         r"encoder\.layers\.encoder_layer_\d+\.self_attention\.out_proj\.(weight|bias)",
         r"encoder\.layers\.encoder_layer_\d+\.mlp\.(0|3|linear_1|linear_2)\.(weight|bias)",
-        r"encoder\.ln\.(weight|bias)", r"heads\.head\.(weight|bias)",
+        r"encoder\.ln\.(weight|bias)",
+        r"heads\.head\.(weight|bias)",
     ],
     "huggingface": [
         r"((vit|deit)\.)?embeddings\.(cls_token|distillation_token|mask_token|position_embeddings)",
         r"((vit|deit)\.)?embeddings\.patch_embeddings\.projection\.(weight|bias)",
-        r"((vit|deit)\.)?encoder\.layer\.\d+\..*", r"((vit|deit)\.)?layers\.\d+\..*",
-        r"((vit|deit)\.)?layernorm\.(weight|bias)", r"((vit|deit)\.)?pooler\.dense\.(weight|bias)",
+        r"((vit|deit)\.)?encoder\.layer\.\d+\..*",
+        r"((vit|deit)\.)?layers\.\d+\..*",
+        r"((vit|deit)\.)?layernorm\.(weight|bias)",
+        r"((vit|deit)\.)?pooler\.dense\.(weight|bias)",
         r"(classifier|cls_classifier|distillation_classifier)\.(weight|bias)",
     ],
     "paper": [
-        r"class_token", r"positional_embedding", r"linear_embedding\.(weight|bias)",
+        r"class_token",
+        r"positional_embedding",
+        r"linear_embedding\.(weight|bias)",
         r"transformer_blocks\.\d+\.(norm1|norm2)\.(weight|bias)",
         r"transformer_blocks\.\d+\.mhsa\.(q|k|v)_mapping\.(weight|bias)",
-        r"transformer_blocks\.\d+\.mlp\.(0|2)\.(weight|bias)", r"mlp\.0\.(weight|bias)",
+        r"transformer_blocks\.\d+\.mlp\.(0|2)\.(weight|bias)",
+        r"mlp\.0\.(weight|bias)",
     ],
 }
 _COMPILED = {f: [re.compile(p) for p in ps] for f, ps in _PATTERNS.items()}
@@ -98,7 +120,8 @@ def _refuse_pickled_object(path: Path, detail: str) -> InteropError:
     return InteropError(
         f"refused to load {path}: it contains pickled Python objects ({detail}), most likely a "
         f"whole model saved with torch.save(model). Unpickling it could run arbitrary code, so "
-        f"it was not unpickled. {_SAVE_STATE_DICT}")
+        f"it was not unpickled. {_SAVE_STATE_DICT}"
+    )
 
 
 def _read_torch(path: Path) -> Any:
@@ -119,8 +142,9 @@ def _read_torch(path: Path) -> Any:
         if found or "Unsupported" in text or "weights_only" in text.lower():
             what = f"it needs the class {found.group(1)}" if found else "not only tensors"
             raise _refuse_pickled_object(path, what) from exc
-        raise InteropError(f"{path} is corrupt or not a PyTorch weights file: {text[:300]}") \
-            from exc
+        raise InteropError(
+            f"{path} is corrupt or not a PyTorch weights file: {text[:300]}"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 -- any reader failure becomes one clear message
         # The checkpoint module classifies non-torch files (images, text, truncated zips,
         # safetensors with a wrong suffix) with precise messages: reuse them.
@@ -132,7 +156,8 @@ def _read_torch(path: Path) -> Any:
             raise InteropError(str(detail)) from exc
         raise InteropError(
             f"{path} cannot be read as a PyTorch file: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
+            f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        ) from exc
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -142,7 +167,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise InteropError(
             f"{path} is a .safetensors file, which needs the 'safetensors' package: "
-            "pip install safetensors") from exc
+            "pip install safetensors"
+        ) from exc
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             metadata = dict(fh.metadata() or {})
@@ -174,7 +200,8 @@ def read_file(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
     suffix = p.suffix.lower()
     if suffix not in SUFFIXES:
         raise InteropError(
-            f"{p}: unsupported file type {p.suffix!r}; expected one of {', '.join(SUFFIXES)}")
+            f"{p}: unsupported file type {p.suffix!r}; expected one of {', '.join(SUFFIXES)}"
+        )
     if suffix == ".safetensors":
         return _read_safetensors(p)
     return _read_torch(p), {}
@@ -188,7 +215,7 @@ def _strip_prefixes(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
         changed = False
         for prefix in _PREFIXES:
             if all(k.startswith(prefix) for k in sd):
-                sd = {k[len(prefix):]: v for k, v in sd.items()}
+                sd = {k[len(prefix) :]: v for k, v in sd.items()}
                 removed.append(prefix)
                 changed = True
     return sd, removed
@@ -215,8 +242,9 @@ def unwrap_state_dict(obj: Any, path: Path | None = None) -> tuple[dict[str, tor
     for _ in range(4):  # wrappers nest at most a few levels deep
         if not isinstance(obj, Mapping):
             break
-        tensors = {k: v for k, v in obj.items()
-                   if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        tensors = {
+            k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)
+        }
         if tensors and len(tensors) >= len(obj) / 2:
             # Mostly tensors: this is the state dict (stray entries like "_metadata" dropped).
             sd, removed = _strip_prefixes(tensors)
@@ -232,9 +260,9 @@ def unwrap_state_dict(obj: Any, path: Path | None = None) -> tuple[dict[str, tor
         keys = [str(k) for k in obj]
         raise InteropError(
             f"{name} holds a dict without weights in it (keys: {summarise(keys)}); expected a "
-            f"state_dict or one wrapped under {', '.join(repr(k) for k in _WRAPPER_KEYS[:4])}")
-    raise InteropError(
-        f"{name} holds a {type(obj).__name__}, not a state_dict (a dict of tensors)")
+            f"state_dict or one wrapped under {', '.join(repr(k) for k in _WRAPPER_KEYS[:4])}"
+        )
+    raise InteropError(f"{name} holds a {type(obj).__name__}, not a state_dict (a dict of tensors)")
 
 
 def _matches(family: str, key: str) -> bool:
@@ -253,10 +281,13 @@ def detect_family(sd: Mapping[str, torch.Tensor], path: Path | None = None) -> s
     if {"linear_embedding.weight", "transformer_blocks.0.mhsa.q_mapping.weight"} <= keys:
         return "paper"
     if "conv_proj.weight" in keys and any(
-            k.startswith("encoder.layers.encoder_layer_0.self_attention.") for k in keys):
+        k.startswith("encoder.layers.encoder_layer_0.self_attention.") for k in keys
+    ):
         return "torchvision"
-    if any(re.fullmatch(r"((vit|deit)\.)?embeddings\.patch_embeddings\.projection\.weight", k)
-           for k in keys):
+    if any(
+        re.fullmatch(r"((vit|deit)\.)?embeddings\.patch_embeddings\.projection\.weight", k)
+        for k in keys
+    ):
         return "huggingface"
     if {"patch_embed.proj.weight", "blocks.0.attn.qkv.weight"} <= keys:
         return "timm"
@@ -270,8 +301,11 @@ def detect_family(sd: Mapping[str, torch.Tensor], path: Path | None = None) -> s
     if not recognised:
         detail = f"none of its {len(ordered)} keys is recognised: {summarise(ordered)}"
     else:
-        detail = (f"closest layout is {best}: recognised {len(recognised)} of {len(ordered)} keys "
-                  f"({summarise(recognised)}); not recognised: {summarise(unrecognised)}")
+        detail = (
+            f"closest layout is {best}: recognised {len(recognised)} of {len(ordered)} keys "
+            f"({summarise(recognised)}); not recognised: {summarise(unrecognised)}"
+        )
     raise InteropError(
         f"unknown checkpoint layout in {name}: {detail}. Supported: our own format, timm "
-        "VisionTransformer/DeiT, torchvision vit_*, Hugging Face ViT, and the seed paper's layout")
+        "VisionTransformer/DeiT, torchvision vit_*, Hugging Face ViT, and the seed paper's layout"
+    )

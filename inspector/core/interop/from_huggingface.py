@@ -56,17 +56,32 @@ from .common import (
 
 FAMILY = "huggingface"
 
-_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-                "relu": "relu"}
+_ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "relu": "relu",
+}
 # PIL resampling codes used by HF image processors.
 _RESAMPLE = {2: "bilinear", 3: "bicubic"}
 
 # Legacy (Hub) names, and the transformers>=5 in-memory names for the same parameters.
-_LEGACY = {"q": "attention.attention.query", "k": "attention.attention.key",
-           "v": "attention.attention.value", "o": "attention.output.dense",
-           "fc1": "intermediate.dense", "fc2": "output.dense"}
-_V5 = {"q": "attention.q_proj", "k": "attention.k_proj", "v": "attention.v_proj",
-       "o": "attention.o_proj", "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
+_LEGACY = {
+    "q": "attention.attention.query",
+    "k": "attention.attention.key",
+    "v": "attention.attention.value",
+    "o": "attention.output.dense",
+    "fc1": "intermediate.dense",
+    "fc2": "output.dense",
+}
+_V5 = {
+    "q": "attention.q_proj",
+    "k": "attention.k_proj",
+    "v": "attention.v_proj",
+    "o": "attention.o_proj",
+    "fc1": "mlp.fc1",
+    "fc2": "mlp.fc2",
+}
 
 
 def _read_json(path: Path | None, name: str, notes: list[str]) -> dict[str, Any]:
@@ -106,9 +121,14 @@ def _preprocess(pp: dict[str, Any], image_size: int) -> Preprocess:
         edge = size.get("shortest_edge") or size.get("height") if isinstance(size, dict) else size
         if isinstance(edge, int) and edge >= image_size:
             policy, resize_size = "resize_crop", edge
-    return Preprocess(image_size=image_size, mean=tuple(float(m) for m in mean),
-                      std=tuple(float(s) for s in std), policy=policy,  # type: ignore[arg-type]
-                      resize_size=resize_size, interpolation=interpolation)  # type: ignore[arg-type]
+    return Preprocess(
+        image_size=image_size,
+        mean=tuple(float(m) for m in mean),
+        std=tuple(float(s) for s in std),
+        policy=policy,  # type: ignore[arg-type]
+        resize_size=resize_size,
+        interpolation=interpolation,
+    )  # type: ignore[arg-type]
 
 
 def _class_names(cfg_json: dict[str, Any], num_classes: int, notes: list[str]) -> list[str] | None:
@@ -121,8 +141,9 @@ def _class_names(cfg_json: dict[str, Any], num_classes: int, notes: list[str]) -
         notes.append("config.json id2label has non-integer ids; ignored")
         return None
     if len(names) != num_classes:
-        notes.append(f"config.json id2label has {len(names)} labels for a {num_classes}-way "
-                     "head; ignored")
+        notes.append(
+            f"config.json id2label has {len(names)} labels for a {num_classes}-way head; ignored"
+        )
         return None
     if all(re.fullmatch(r"LABEL_\d+", n) for n in names):
         return None  # transformers' placeholder labels carry no information
@@ -149,8 +170,10 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     emb = p + "embeddings."
     w = r.get(emb + "patch_embeddings.projection.weight")
     if w.ndim != 4 or w.shape[2] != w.shape[3]:
-        raise InteropError(f"{emb}patch_embeddings.projection.weight has shape "
-                           f"{fmt_shape(w.shape)}; expected (D, C, P, P)")
+        raise InteropError(
+            f"{emb}patch_embeddings.projection.weight has shape "
+            f"{fmt_shape(w.shape)}; expected (D, C, P, P)"
+        )
     hidden, in_ch, patch = int(w.shape[0]), int(w.shape[1]), int(w.shape[2])
     if any(k.startswith(p + "encoder.layer.") for k in sd):
         block, names = p + "encoder.layer.{}.", _LEGACY
@@ -163,17 +186,22 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     pos = r.get(emb + "position_embeddings")
     if pos.ndim != 3:
         raise InteropError(
-            f"{emb}position_embeddings has shape {fmt_shape(pos.shape)}; expected (1, T, D)")
+            f"{emb}position_embeddings has shape {fmt_shape(pos.shape)}; expected (1, T, D)"
+        )
     grid = grid_from_tokens(int(pos.shape[1]), prefix, emb + "position_embeddings", pos.shape)
     b0 = block.format(0)
     fc1 = r.get(b0 + names["fc1"] + ".weight")
 
     cfg_json = _read_json(hints.path, "config.json", notes)
-    if cfg_json and (cfg_json.get("hidden_size", hidden) != hidden
-                     or cfg_json.get("num_hidden_layers", depth) != depth):
-        notes.append(f"config.json next to the weights describes another model (hidden "
-                     f"{cfg_json.get('hidden_size')}, layers {cfg_json.get('num_hidden_layers')}"
-                     f" vs {hidden}, {depth} in the weights); ignored")
+    if cfg_json and (
+        cfg_json.get("hidden_size", hidden) != hidden
+        or cfg_json.get("num_hidden_layers", depth) != depth
+    ):
+        notes.append(
+            f"config.json next to the weights describes another model (hidden "
+            f"{cfg_json.get('hidden_size')}, layers {cfg_json.get('num_hidden_layers')}"
+            f" vs {hidden}, {depth} in the weights); ignored"
+        )
         cfg_json = {}
     if hints.heads is None and isinstance(cfg_json.get("num_attention_heads"), int):
         heads = cfg_json["num_attention_heads"]
@@ -183,8 +211,10 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
         notes.append(note)
     act_name = cfg_json.get("hidden_act", "gelu")
     if act_name not in _ACTIVATIONS:
-        raise InteropError(f"config.json hidden_act {act_name!r} is not supported "
-                           f"(supported: {', '.join(_ACTIVATIONS)})")
+        raise InteropError(
+            f"config.json hidden_act {act_name!r} is not supported "
+            f"(supported: {', '.join(_ACTIVATIONS)})"
+        )
     eps = float(cfg_json.get("layer_norm_eps", 1e-12))
     if "layer_norm_eps" not in cfg_json:
         notes.append("LayerNorm eps 1e-12 assumed (transformers' ViT default; no config.json)")
@@ -197,11 +227,25 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     num_classes = 1 if headless else int(r.get(head_key + ".weight").shape[0])
 
     cfg = make_config(
-        image_size=grid * patch, patch_size=patch, in_channels=in_ch, num_classes=num_classes,
-        hidden_size=hidden, depth=depth, num_heads=heads, mlp_ratio=fc1.shape[0] / hidden,
-        activation=_ACTIVATIONS[act_name], pos_encoding="learned", residual=True,
-        layernorm=True, qkv_bias=r.has(b0 + names["q"] + ".bias"), attn_out_proj=True,
-        final_norm=True, layer_norm_eps=eps, distill_token=distilled, output_softmax=False)
+        image_size=grid * patch,
+        patch_size=patch,
+        in_channels=in_ch,
+        num_classes=num_classes,
+        hidden_size=hidden,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=fc1.shape[0] / hidden,
+        activation=_ACTIVATIONS[act_name],
+        pos_encoding="learned",
+        residual=True,
+        layernorm=True,
+        qkv_bias=r.has(b0 + names["q"] + ".bias"),
+        attn_out_proj=True,
+        final_norm=True,
+        layer_norm_eps=eps,
+        distill_token=distilled,
+        output_softmax=False,
+    )
 
     r.copy("cls_token", emb + "cls_token")
     if distilled:
@@ -211,8 +255,13 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     r.copy("patch_embed.proj.bias", emb + "patch_embeddings.projection.bias")
     for i in range(depth):
         src, dst = block.format(i), f"blocks.{i}."
-        pairs = [("layernorm_before", "norm1"), ("layernorm_after", "norm2"),
-                 (names["o"], "attn.proj"), (names["fc1"], "mlp.fc1"), (names["fc2"], "mlp.fc2")]
+        pairs = [
+            ("layernorm_before", "norm1"),
+            ("layernorm_after", "norm2"),
+            (names["o"], "attn.proj"),
+            (names["fc1"], "mlp.fc1"),
+            (names["fc2"], "mlp.fc2"),
+        ]
         for s, d in pairs:
             r.copy(dst + d + ".weight", src + s + ".weight")
             r.copy(dst + d + ".bias", src + s + ".bias")
@@ -222,8 +271,10 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     r.copy("norm.weight", p + "layernorm.weight")
     r.copy("norm.bias", p + "layernorm.bias")
     if headless:
-        notes.append("the file has no classifier (a bare ViTModel): a one-output zero head "
-                     "was added; class-specific maps are meaningless for it")
+        notes.append(
+            "the file has no classifier (a bare ViTModel): a one-output zero head "
+            "was added; class-specific maps are meaningless for it"
+        )
         for h in ("head", "head_dist") if distilled else ("head",):
             r.put(f"{h}.weight", torch.zeros(1, hidden), "(none: headless model)")
             r.put(f"{h}.bias", torch.zeros(1), "(none: headless model)")
@@ -234,8 +285,10 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
         r.put("head.bias", 2 * hb, head_key + ".bias")
         r.put("head_dist.weight", torch.zeros_like(hw), "(zero: classifier on class token only)")
         r.put("head_dist.bias", torch.zeros_like(hb), "(zero: classifier on class token only)")
-        notes.append("classifier reads only the class token: stored as head = 2 x classifier "
-                     "and a zero distillation head (our distilled head averages the two)")
+        notes.append(
+            "classifier reads only the class token: stored as head = 2 x classifier "
+            "and a zero distillation head (our distilled head averages the two)"
+        )
     else:
         r.copy("head.weight", head_key + ".weight")
         r.copy("head.bias", head_key + ".bias")
@@ -243,17 +296,26 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
             r.copy("head_dist.weight", dist_key + ".weight")
             r.copy("head_dist.bias", dist_key + ".bias")
     if r.ignore(re.escape(p) + r"pooler\.dense\.(weight|bias)"):
-        notes.append("ViTModel pooler (dense + tanh on the class token) ignored: "
-                     "classification does not use it")
+        notes.append(
+            "ViTModel pooler (dense + tanh on the class token) ignored: "
+            "classification does not use it"
+        )
     if r.ignore(re.escape(emb) + "mask_token"):
         notes.append("mask_token (masked image modelling only) ignored")
     r.check_all_used()
 
     pp_json = _read_json(hints.path, "preprocessor_config.json", notes)
     if not pp_json:
-        notes.append("no preprocessor_config.json: resize to the model size, mean = std = 0.5 "
-                     "(transformers' ViTImageProcessor defaults)")
-    meta = Meta(family=FAMILY, preprocess=_preprocess(pp_json, cfg.image_size),
-                class_names=None if headless else _class_names(cfg_json, num_classes, notes),
-                headless=headless, notes=notes, key_map=r.key_map)
+        notes.append(
+            "no preprocessor_config.json: resize to the model size, mean = std = 0.5 "
+            "(transformers' ViTImageProcessor defaults)"
+        )
+    meta = Meta(
+        family=FAMILY,
+        preprocess=_preprocess(pp_json, cfg.image_size),
+        class_names=None if headless else _class_names(cfg_json, num_classes, notes),
+        headless=headless,
+        notes=notes,
+        key_map=r.key_map,
+    )
     return cfg, r.out, meta

@@ -50,7 +50,8 @@ from .common import (
 FAMILY = "paper"
 _NAME = re.compile(
     r"(?P<heads>\d+)_(?P<blocks>\d+)_(?P<hidden>\d+)_(?P<ln>True|False)_(?P<res>True|False)"
-    r"(?:_(?P<pos>learned|integer|sincos|sin|cos|sinusoidal))?")
+    r"(?:_(?P<pos>learned|integer|sincos|sin|cos|sinusoidal))?"
+)
 
 
 def parse_file_name(path: Path | None) -> dict[str, object] | None:
@@ -65,10 +66,14 @@ def parse_file_name(path: Path | None) -> dict[str, object] | None:
     if not m:
         return None
     pos = m.group("pos") or "sincos"
-    return {"heads": int(m.group("heads")), "blocks": int(m.group("blocks")),
-            "hidden": int(m.group("hidden")), "layernorm": m.group("ln") == "True",
-            "residual": m.group("res") == "True",
-            "pos": pos if pos in ("learned", "integer") else "sincos"}
+    return {
+        "heads": int(m.group("heads")),
+        "blocks": int(m.group("blocks")),
+        "hidden": int(m.group("hidden")),
+        "layernorm": m.group("ln") == "True",
+        "residual": m.group("res") == "True",
+        "pos": pos if pos in ("learned", "integer") else "sincos",
+    }
 
 
 def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, dict, Meta]:
@@ -94,8 +99,10 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     flat = int(w.shape[-1])
     patch = int(round((flat / in_ch) ** 0.5))
     if w.ndim != 2 or in_ch * patch * patch != flat:
-        raise InteropError(f"linear_embedding.weight has shape {fmt_shape(w.shape)}; expected "
-                           "(d, 3 * P * P) for RGB patches of side P")
+        raise InteropError(
+            f"linear_embedding.weight has shape {fmt_shape(w.shape)}; expected "
+            "(d, 3 * P * P) for RGB patches of side P"
+        )
     hidden = int(w.shape[0])
     depth = count_blocks(sd, r"transformer_blocks\.(\d+)\.")
     layernorm = r.has("transformer_blocks.0.norm1.weight")
@@ -105,18 +112,25 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     elif pos.ndim == 3 and pos.shape[0] == 1 and pos.shape[2] == hidden:
         stored_pos, num_tokens = None, int(pos.shape[1])
     else:
-        raise InteropError(f"positional_embedding has shape {fmt_shape(pos.shape)}; expected "
-                           f"(1, T, {hidden}) or (T, 1)")
+        raise InteropError(
+            f"positional_embedding has shape {fmt_shape(pos.shape)}; expected "
+            f"(1, T, {hidden}) or (T, 1)"
+        )
     grid = grid_from_tokens(num_tokens, 1, "positional_embedding", pos.shape)
     head_w = r.get("mlp.0.weight")
 
     if named is not None:
         facts = (("blocks", depth), ("hidden", hidden), ("layernorm", layernorm))
-        clash = [f"{key} {named[key]} in the name vs {actual} in the weights"
-                 for key, actual in facts if named[key] != actual]
+        clash = [
+            f"{key} {named[key]} in the name vs {actual} in the weights"
+            for key, actual in facts
+            if named[key] != actual
+        ]
         if clash:
-            raise InteropError(f"the file name {hints.path.name!r} contradicts its weights: "
-                               f"{'; '.join(clash)}; rename the file or pass the facts as hints")
+            raise InteropError(
+                f"the file name {hints.path.name!r} contradicts its weights: "
+                f"{'; '.join(clash)}; rename the file or pass the facts as hints"
+            )
     # Heads: hint, then file name; the weights cannot tell.
     if hints.heads is not None:
         heads = hints.heads
@@ -128,15 +142,18 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
         raise InteropError(
             "the number of attention heads is not recoverable from the paper's weights and the "
             "file name does not follow {heads}_{blocks}_{hidden}_{layernorm}_{residual}[_{pos}]"
-            ".pth; give it with heads=N (CLI --heads N, or the load dialog)")
+            ".pth; give it with heads=N (CLI --heads N, or the load dialog)"
+        )
     if hints.residual is not None:
         residual = hints.residual
     elif named is not None:
         residual = bool(named["residual"])
     else:
         residual = True
-        notes.append("residual connections assumed ON (invisible in the weights; the file name "
-                     "does not say): pass residual=False for a no-residual model")
+        notes.append(
+            "residual connections assumed ON (invisible in the weights; the file name "
+            "does not say): pass residual=False for a no-residual model"
+        )
     # Positional encoding: the (T, 1) shape is integer; otherwise hint, name, then the values.
     if stored_pos == "integer":
         pos_enc = "integer"
@@ -150,20 +167,36 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
         notes.append(f"positional encoding {pos_enc!r} inferred from the stored values")
 
     cfg = make_config(
-        image_size=grid * patch, patch_size=patch, in_channels=in_ch,
-        num_classes=int(head_w.shape[0]), hidden_size=hidden, depth=depth, num_heads=heads,
+        image_size=grid * patch,
+        patch_size=patch,
+        in_channels=in_ch,
+        num_classes=int(head_w.shape[0]),
+        hidden_size=hidden,
+        depth=depth,
+        num_heads=heads,
         mlp_ratio=r.get("transformer_blocks.0.mlp.0.weight").shape[0] / hidden,
-        activation="gelu", pos_encoding=pos_enc, residual=residual, layernorm=layernorm,
-        qkv_bias=r.has("transformer_blocks.0.mhsa.q_mapping.bias"), attn_out_proj=False,
-        final_norm=False, layer_norm_eps=1e-5, distill_token=False, output_softmax=True)
-    notes.append("the model applies a softmax inside (as the authors' code did): its outputs "
-                 "are probabilities, not logits")
+        activation="gelu",
+        pos_encoding=pos_enc,
+        residual=residual,
+        layernorm=layernorm,
+        qkv_bias=r.has("transformer_blocks.0.mhsa.q_mapping.bias"),
+        attn_out_proj=False,
+        final_norm=False,
+        layer_norm_eps=1e-5,
+        distill_token=False,
+        output_softmax=True,
+    )
+    notes.append(
+        "the model applies a softmax inside (as the authors' code did): its outputs "
+        "are probabilities, not logits"
+    )
 
     r.put("cls_token", r.get("class_token"), "class_token")
     # Stored values are loaded as they are, also into our fixed sincos/integer buffers.
     r.put("pos_embed", pos, "positional_embedding")
-    r.put("patch_embed.proj.weight", w.reshape(hidden, in_ch, patch, patch),
-          "linear_embedding.weight")
+    r.put(
+        "patch_embed.proj.weight", w.reshape(hidden, in_ch, patch, patch), "linear_embedding.weight"
+    )
     r.copy("patch_embed.proj.bias", "linear_embedding.bias")
     for i in range(depth):
         src, dst = f"transformer_blocks.{i}.", f"blocks.{i}."
@@ -180,8 +213,12 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     r.copy("head.bias", "mlp.0.bias")
     r.check_all_used()
 
-    meta = Meta(family=FAMILY,
-                preprocess=Preprocess(image_size=cfg.image_size, mean=(0.0, 0.0, 0.0),
-                                      std=(1.0, 1.0, 1.0), policy="resize"),
-                notes=notes, key_map=r.key_map)
+    meta = Meta(
+        family=FAMILY,
+        preprocess=Preprocess(
+            image_size=cfg.image_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), policy="resize"
+        ),
+        notes=notes,
+        key_map=r.key_map,
+    )
     return cfg, r.out, meta

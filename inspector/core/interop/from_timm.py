@@ -60,7 +60,8 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     w = r.get("patch_embed.proj.weight")
     if w.ndim != 4 or w.shape[2] != w.shape[3]:
         raise InteropError(
-            f"patch_embed.proj.weight has shape {fmt_shape(w.shape)}; expected (D, C, P, P)")
+            f"patch_embed.proj.weight has shape {fmt_shape(w.shape)}; expected (D, C, P, P)"
+        )
     hidden, in_ch, patch = int(w.shape[0]), int(w.shape[1]), int(w.shape[2])
     depth = count_blocks(sd, r"blocks\.(\d+)\.")
     distilled = r.has("dist_token")
@@ -82,12 +83,25 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
         notes.append("no final LayerNorm in the file (norm absent)")
 
     cfg = make_config(
-        image_size=grid * patch, patch_size=patch, in_channels=in_ch, num_classes=num_classes,
-        hidden_size=hidden, depth=depth, num_heads=heads, mlp_ratio=fc1.shape[0] / hidden,
-        activation="gelu", pos_encoding="learned", residual=True, layernorm=True,
-        qkv_bias=r.has("blocks.0.attn.qkv.bias"), attn_out_proj=attn_out_proj,
-        final_norm=final_norm, layer_norm_eps=1e-6, distill_token=distilled,
-        output_softmax=False)
+        image_size=grid * patch,
+        patch_size=patch,
+        in_channels=in_ch,
+        num_classes=num_classes,
+        hidden_size=hidden,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=fc1.shape[0] / hidden,
+        activation="gelu",
+        pos_encoding="learned",
+        residual=True,
+        layernorm=True,
+        qkv_bias=r.has("blocks.0.attn.qkv.bias"),
+        attn_out_proj=attn_out_proj,
+        final_norm=final_norm,
+        layer_norm_eps=1e-6,
+        distill_token=distilled,
+        output_softmax=False,
+    )
 
     for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias"):
         r.copy(key, key)
@@ -118,8 +132,15 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     # Identity modules in timm leave no keys; empty "fc_norm"/"head_drop" never appear.
     r.check_all_used()
 
-    meta = Meta(family=FAMILY, preprocess=imagenet_preprocess(cfg.image_size, 0.875, "bicubic"),
-                headless=headless, notes=notes, key_map=r.key_map)
-    notes.append("input normalisation defaults to ImageNet mean/std (DeiT); timm's original "
-                 "vit_* weights used mean = std = 0.5 -- override if yours did")
+    meta = Meta(
+        family=FAMILY,
+        preprocess=imagenet_preprocess(cfg.image_size, 0.875, "bicubic"),
+        headless=headless,
+        notes=notes,
+        key_map=r.key_map,
+    )
+    notes.append(
+        "input normalisation defaults to ImageNet mean/std (DeiT); timm's original "
+        "vit_* weights used mean = std = 0.5 -- override if yours did"
+    )
     return cfg, r.out, meta

@@ -66,27 +66,43 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     w = r.get("conv_proj.weight")
     if w.ndim != 4 or w.shape[2] != w.shape[3]:
         raise InteropError(
-            f"conv_proj.weight has shape {fmt_shape(w.shape)}; expected (D, C, P, P)")
+            f"conv_proj.weight has shape {fmt_shape(w.shape)}; expected (D, C, P, P)"
+        )
     hidden, in_ch, patch = int(w.shape[0]), int(w.shape[1]), int(w.shape[2])
     depth = count_blocks(sd, r"encoder\.layers\.encoder_layer_(\d+)\.")
     pos = r.get("encoder.pos_embedding")
     if pos.ndim != 3:
         raise InteropError(
-            f"encoder.pos_embedding has shape {fmt_shape(pos.shape)}; expected (1, T, D)")
+            f"encoder.pos_embedding has shape {fmt_shape(pos.shape)}; expected (1, T, D)"
+        )
     grid = grid_from_tokens(int(pos.shape[1]), 1, "encoder.pos_embedding", pos.shape)
     l0 = _LAYER.format(0)
-    mlp_names = ("mlp.0", "mlp.3") if r.has(l0 + "mlp.0.weight") else ("mlp.linear_1",
-                                                                        "mlp.linear_2")
+    mlp_names = (
+        ("mlp.0", "mlp.3") if r.has(l0 + "mlp.0.weight") else ("mlp.linear_1", "mlp.linear_2")
+    )
     fc1 = r.get(l0 + mlp_names[0] + ".weight")
     heads, note = infer_heads(hidden, hints, FAMILY)
     notes.append(note)
     cfg = make_config(
-        image_size=grid * patch, patch_size=patch, in_channels=in_ch,
-        num_classes=int(r.get("heads.head.weight").shape[0]), hidden_size=hidden, depth=depth,
-        num_heads=heads, mlp_ratio=fc1.shape[0] / hidden, activation="gelu",
-        pos_encoding="learned", residual=True, layernorm=True,
-        qkv_bias=r.has(l0 + "self_attention.in_proj_bias"), attn_out_proj=True, final_norm=True,
-        layer_norm_eps=1e-6, distill_token=False, output_softmax=False)
+        image_size=grid * patch,
+        patch_size=patch,
+        in_channels=in_ch,
+        num_classes=int(r.get("heads.head.weight").shape[0]),
+        hidden_size=hidden,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=fc1.shape[0] / hidden,
+        activation="gelu",
+        pos_encoding="learned",
+        residual=True,
+        layernorm=True,
+        qkv_bias=r.has(l0 + "self_attention.in_proj_bias"),
+        attn_out_proj=True,
+        final_norm=True,
+        layer_norm_eps=1e-6,
+        distill_token=False,
+        output_softmax=False,
+    )
 
     r.copy("cls_token", "class_token")
     r.copy("pos_embed", "encoder.pos_embedding")
@@ -94,8 +110,13 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     r.copy("patch_embed.proj.bias", "conv_proj.bias")
     for i in range(depth):
         src, dst = _LAYER.format(i), f"blocks.{i}."
-        pairs = [("ln_1", "norm1"), ("ln_2", "norm2"), ("self_attention.out_proj", "attn.proj"),
-                 (mlp_names[0], "mlp.fc1"), (mlp_names[1], "mlp.fc2")]
+        pairs = [
+            ("ln_1", "norm1"),
+            ("ln_2", "norm2"),
+            ("self_attention.out_proj", "attn.proj"),
+            (mlp_names[0], "mlp.fc1"),
+            (mlp_names[1], "mlp.fc2"),
+        ]
         for s, d in pairs:
             r.copy(dst + d + ".weight", src + s + ".weight")
             r.copy(dst + d + ".bias", src + s + ".bias")
@@ -108,7 +129,10 @@ def convert(sd: Mapping[str, torch.Tensor], hints: Hints) -> tuple[ViTConfig, di
     r.copy("head.bias", "heads.head.bias")
     r.check_all_used()
 
-    meta = Meta(family=FAMILY, preprocess=imagenet_preprocess(cfg.image_size, 224 / 256,
-                                                               "bilinear"),
-                notes=notes, key_map=r.key_map)
+    meta = Meta(
+        family=FAMILY,
+        preprocess=imagenet_preprocess(cfg.image_size, 224 / 256, "bilinear"),
+        notes=notes,
+        key_map=r.key_map,
+    )
     return cfg, r.out, meta

@@ -41,18 +41,22 @@ class QKRecorder:
 
     def fused_qkv(self, layer: int, module: nn.Module) -> None:
         """Hook a module whose OUTPUT is ``[q | k | v]`` concatenated on the last axis."""
+
         def hook(_m, _inp, out):
             D = out.shape[-1] // 3
-            self.q[layer], self.k[layer] = out[..., :D].detach(), out[..., D:2 * D].detach()
+            self.q[layer], self.k[layer] = out[..., :D].detach(), out[..., D : 2 * D].detach()
+
         self.handles.append(module.register_forward_hook(hook))
 
     def separate(self, layer: int, q_module: nn.Module, k_module: nn.Module) -> None:
         """Hook separate query and key projection modules (their outputs)."""
+
         def hq(_m, _inp, out):
             self.q[layer] = out.detach()
 
         def hk(_m, _inp, out):
             self.k[layer] = out.detach()
+
         self.handles += [q_module.register_forward_hook(hq), k_module.register_forward_hook(hk)]
 
     def probs(self, heads: int) -> list[torch.Tensor]:
@@ -63,8 +67,9 @@ class QKRecorder:
             h.remove()
 
 
-def assert_equivalent(ckpt, logits_ref: torch.Tensor, probs_ref: list[torch.Tensor],
-                      images: torch.Tensor) -> None:
+def assert_equivalent(
+    ckpt, logits_ref: torch.Tensor, probs_ref: list[torch.Tensor], images: torch.Tensor
+) -> None:
     """Our imported model reproduces the original's logits (1e-4) and every layer's attention
     probabilities (1e-5) on ``images``; the reference attention is checked to be non-uniform so
     that the comparison can fail."""
@@ -79,5 +84,6 @@ def assert_equivalent(ckpt, logits_ref: torch.Tensor, probs_ref: list[torch.Tens
     for layer, (ours, ref) in enumerate(zip(out.attentions, probs_ref, strict=True)):
         T = ref.shape[-1]
         assert ref.max() > 2.0 / T, f"layer {layer}: reference attention is nearly uniform"
-        torch.testing.assert_close(ours.double(), ref, atol=1e-5, rtol=0,
-                                   msg=lambda m, i=layer: f"layer {i}: {m}")
+        torch.testing.assert_close(
+            ours.double(), ref, atol=1e-5, rtol=0, msg=lambda m, i=layer: f"layer {i}: {m}"
+        )

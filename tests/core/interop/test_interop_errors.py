@@ -16,9 +16,18 @@ from inspector.core.interop import (
 from inspector.core.model import VisionTransformer
 
 # A timm-layout model built from our own class (same key names), so no timm needed here.
-TIMM_LIKE = ViTConfig(image_size=32, patch_size=8, hidden_size=48, depth=2, num_heads=3,
-                      num_classes=4, pos_encoding="learned", attn_out_proj=True, final_norm=True,
-                      layer_norm_eps=1e-6)
+TIMM_LIKE = ViTConfig(
+    image_size=32,
+    patch_size=8,
+    hidden_size=48,
+    depth=2,
+    num_heads=3,
+    num_classes=4,
+    pos_encoding="learned",
+    attn_out_proj=True,
+    final_norm=True,
+    layer_norm_eps=1e-6,
+)
 
 
 def _timm_like_state() -> dict[str, torch.Tensor]:
@@ -37,9 +46,12 @@ class _CreatesFileWhenUnpickled:
 
 
 def test_unknown_layout_lists_recognised_and_unrecognised_keys(tmp_path):
-    sd = {"cls_token": torch.zeros(1, 1, 8), "pos_embed": torch.zeros(1, 5, 8),
-          "backbone.stem.weight": torch.zeros(8, 3, 4, 4),
-          "backbone.mixer.0.weight": torch.zeros(8)}
+    sd = {
+        "cls_token": torch.zeros(1, 1, 8),
+        "pos_embed": torch.zeros(1, 5, 8),
+        "backbone.stem.weight": torch.zeros(8, 3, 4, 4),
+        "backbone.mixer.0.weight": torch.zeros(8),
+    }
     torch.save(sd, tmp_path / "odd.pth")
     with pytest.raises(InteropError) as err:
         open_checkpoint(tmp_path / "odd.pth")
@@ -60,20 +72,33 @@ def test_shape_mismatch_names_key_and_both_shapes(tmp_path):
     sd["blocks.1.mlp.fc1.weight"] = torch.zeros(191, 48)
     sd["blocks.1.mlp.fc1.bias"] = torch.zeros(191)
     torch.save(sd, tmp_path / "bad.pth")
-    with pytest.raises(InteropError, match=r"'blocks\.1\.mlp\.fc1\.weight'.*the file has "
-                                           r"\(191, 48\).*expects \(192, 48\)"):
+    with pytest.raises(
+        InteropError,
+        match=r"'blocks\.1\.mlp\.fc1\.weight'.*the file has "
+        r"\(191, 48\).*expects \(192, 48\)",
+    ):
         open_checkpoint(tmp_path / "bad.pth", heads=3)
 
 
 def test_shape_mismatch_names_the_foreign_key(tmp_path):
     tv = pytest.importorskip("torchvision.models.vision_transformer")
-    sd = tv.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=3,
-                              hidden_dim=48, mlp_dim=192, num_classes=5).state_dict()
+    sd = tv.VisionTransformer(
+        image_size=32,
+        patch_size=8,
+        num_layers=2,
+        num_heads=3,
+        hidden_dim=48,
+        mlp_dim=192,
+        num_classes=5,
+    ).state_dict()
     key = "encoder.layers.encoder_layer_1.self_attention.in_proj_weight"
     sd[key] = torch.zeros(96, 48)
     torch.save(sd, tmp_path / "tv.pth")
-    with pytest.raises(InteropError, match=rf"'{key}' \(our 'blocks\.1\.attn\.qkv\.weight'\): "
-                                           r"the file has \(96, 48\).*expects \(144, 48\)"):
+    with pytest.raises(
+        InteropError,
+        match=rf"'{key}' \(our 'blocks\.1\.attn\.qkv\.weight'\): "
+        r"the file has \(96, 48\).*expects \(144, 48\)",
+    ):
         open_checkpoint(tmp_path / "tv.pth", heads=3)
 
 
@@ -90,8 +115,11 @@ def test_pickled_object_is_refused_and_never_unpickled(tmp_path, wrap):
 
 def test_whole_module_is_refused_with_instructions(tmp_path):
     torch.save(nn.Sequential(nn.Linear(2, 2)), tmp_path / "whole.pt")
-    with pytest.raises(InteropError, match=r"whole model saved with torch\.save\(model\).*"
-                                           r"torch\.save\(model\.state_dict\(\)"):
+    with pytest.raises(
+        InteropError,
+        match=r"whole model saved with torch\.save\(model\).*"
+        r"torch\.save\(model\.state_dict\(\)",
+    ):
         open_checkpoint(tmp_path / "whole.pt")
 
 
@@ -124,9 +152,13 @@ def test_resample_pos_embed_against_timm(tmp_path):
     for size in (48, 16):  # up (grid 4 -> 6) and down (4 -> 2)
         new = resample_pos_embed(ckpt, size)
         g = size // 8
-        ref = timm_layers.resample_abs_pos_embed(ckpt.state_dict["pos_embed"], new_size=[g, g],
-                                                 num_prefix_tokens=1, interpolation="bicubic",
-                                                 antialias=True)
+        ref = timm_layers.resample_abs_pos_embed(
+            ckpt.state_dict["pos_embed"],
+            new_size=[g, g],
+            num_prefix_tokens=1,
+            interpolation="bicubic",
+            antialias=True,
+        )
         torch.testing.assert_close(new.state_dict["pos_embed"], ref, atol=1e-6, rtol=0)
         assert new.config.image_size == size and new.preprocess.image_size == size
         assert new.class_names == ckpt.class_names

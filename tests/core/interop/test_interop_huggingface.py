@@ -9,7 +9,8 @@ import pytest
 import torch
 
 transformers = pytest.importorskip(
-    "transformers", reason="transformers is the reference implementation for the HF layout")
+    "transformers", reason="transformers is the reference implementation for the HF layout"
+)
 from interop_reference import QKRecorder, assert_equivalent, perturb_  # noqa: E402
 
 from inspector.core.interop import open_checkpoint  # noqa: E402
@@ -20,8 +21,15 @@ _K = re.compile(r"(?:layers|encoder\.layer)\.(\d+)\.attention\.(?:k_proj|attenti
 
 def _small(cls_config=None, **kw):
     cls_config = cls_config or transformers.ViTConfig
-    return cls_config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=2,
-                      num_attention_heads=kw.pop("heads", 4), intermediate_size=80, **kw)
+    return cls_config(
+        image_size=32,
+        patch_size=8,
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=kw.pop("heads", 4),
+        intermediate_size=80,
+        **kw,
+    )
 
 
 def _reference(model, images, heads):
@@ -50,9 +58,17 @@ def test_vit_for_image_classification_save_pretrained(tmp_path):
     cfg = _small(num_labels=5, id2label=labels, label2id={v: k for k, v in labels.items()})
     orig = perturb_(transformers.ViTForImageClassification(cfg), seed=1)
     orig.save_pretrained(tmp_path)  # model.safetensors + config.json
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps(
-        {"image_mean": [0.4, 0.5, 0.6], "image_std": [0.2, 0.3, 0.4], "resample": 3,
-         "do_resize": True, "size": {"height": 32, "width": 32}}))
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_mean": [0.4, 0.5, 0.6],
+                "image_std": [0.2, 0.3, 0.4],
+                "resample": 3,
+                "do_resize": True,
+                "size": {"height": 32, "width": 32},
+            }
+        )
+    )
     ckpt = open_checkpoint(tmp_path / "model.safetensors")  # heads from config.json
     assert ckpt.provenance["imported_from"] == "huggingface"
     assert ckpt.config.num_heads == 4 and ckpt.config.layer_norm_eps == 1e-12
@@ -79,8 +95,12 @@ def test_headless_vit_model_in_memory_layout_without_config(tmp_path):
 
 def test_deit_with_teacher(tmp_path):
     torch.manual_seed(0)
-    orig = perturb_(transformers.DeiTForImageClassificationWithTeacher(
-        _small(transformers.DeiTConfig, num_labels=6)), seed=5)
+    orig = perturb_(
+        transformers.DeiTForImageClassificationWithTeacher(
+            _small(transformers.DeiTConfig, num_labels=6)
+        ),
+        seed=5,
+    )
     orig.save_pretrained(tmp_path)
     ckpt = open_checkpoint(tmp_path / "model.safetensors")
     assert ckpt.config.distill_token
@@ -90,8 +110,10 @@ def test_deit_with_teacher(tmp_path):
 
 def test_deit_single_classifier_with_distillation_token(tmp_path):
     torch.manual_seed(0)
-    orig = perturb_(transformers.DeiTForImageClassification(
-        _small(transformers.DeiTConfig, num_labels=6)), seed=7)
+    orig = perturb_(
+        transformers.DeiTForImageClassification(_small(transformers.DeiTConfig, num_labels=6)),
+        seed=7,
+    )
     path = tmp_path / "deit.pth"
     torch.save(orig.state_dict(), path)
     ckpt = open_checkpoint(path, heads=4)

@@ -18,14 +18,21 @@ N = (IMG // P) ** 2  # 64 patches, 65 tokens
 
 def _sincos(num: int, d: int) -> torch.Tensor:
     """The Transformer table, written out with math: sin on even channels, cos on odd."""
-    rows = [[math.sin(p / 10000 ** (2 * (i // 2) / d)) if i % 2 == 0
-             else math.cos(p / 10000 ** (2 * (i // 2) / d)) for i in range(d)]
-            for p in range(num)]
+    rows = [
+        [
+            math.sin(p / 10000 ** (2 * (i // 2) / d))
+            if i % 2 == 0
+            else math.cos(p / 10000 ** (2 * (i // 2) / d))
+            for i in range(d)
+        ]
+        for p in range(num)
+    ]
     return torch.tensor(rows, dtype=torch.float32)
 
 
-def paper_state_dict(d: int, blocks: int, layernorm: bool, pos: str, seed: int,
-                     classes: int = 10) -> dict[str, torch.Tensor]:
+def paper_state_dict(
+    d: int, blocks: int, layernorm: bool, pos: str, seed: int, classes: int = 10
+) -> dict[str, torch.Tensor]:
     """A state dict with the authors' exact key names and shapes, random values."""
     g = torch.Generator().manual_seed(seed)
 
@@ -63,8 +70,14 @@ def paper_forward(sd, images, heads, residual, layernorm):
     sd = {k: v.double() for k, v in sd.items()}
     x = images.double()
     B, n = x.shape[0], IMG // P
-    patches = torch.stack([x[:, :, i * P:(i + 1) * P, j * P:(j + 1) * P].reshape(B, -1)
-                           for i in range(n) for j in range(n)], dim=1)  # (B, 64, 192)
+    patches = torch.stack(
+        [
+            x[:, :, i * P : (i + 1) * P, j * P : (j + 1) * P].reshape(B, -1)
+            for i in range(n)
+            for j in range(n)
+        ],
+        dim=1,
+    )  # (B, 64, 192)
     d = sd["class_token"].shape[-1]
     tok = patches @ sd["linear_embedding.weight"].T + sd["linear_embedding.bias"]
     tok = torch.cat([sd["class_token"].expand(B, 1, d), tok], dim=1)  # (B, 65, d)
@@ -81,8 +94,10 @@ def paper_forward(sd, images, heads, residual, layernorm):
             return F.layer_norm(t, (d,), sd[b + name + ".weight"], sd[b + name + ".bias"], 1e-5)
 
         h = norm(tok, "norm1")
-        q, k, v = (h @ sd[b + f"mhsa.{m}_mapping.weight"].T + sd[b + f"mhsa.{m}_mapping.bias"]
-                   for m in ("q", "k", "v"))
+        q, k, v = (
+            h @ sd[b + f"mhsa.{m}_mapping.weight"].T + sd[b + f"mhsa.{m}_mapping.bias"]
+            for m in ("q", "k", "v")
+        )
         outs, layer = [], []
         for hh in range(heads):
             cols = slice(hh * dh, (hh + 1) * dh)
@@ -109,14 +124,21 @@ def paper_forward(sd, images, heads, residual, layernorm):
         ("4_1_8_False_True_integer.pth", 8, 1, 4, False, True, "integer"),
     ],
 )
-def test_paper_layout_matches_float64_reimplementation(tmp_path, name, d, blocks, heads,
-                                                       layernorm, residual, pos):
+def test_paper_layout_matches_float64_reimplementation(
+    tmp_path, name, d, blocks, heads, layernorm, residual, pos
+):
     sd = paper_state_dict(d, blocks, layernorm, pos, seed=blocks * 10 + d)
     torch.save(sd, tmp_path / name)
     ckpt = open_checkpoint(tmp_path / name)  # heads and residuals from the file name
     cfg = ckpt.config
-    assert (cfg.num_heads, cfg.depth, cfg.hidden_size, cfg.layernorm, cfg.residual,
-            cfg.pos_encoding) == (heads, blocks, d, layernorm, residual, pos)
+    assert (
+        cfg.num_heads,
+        cfg.depth,
+        cfg.hidden_size,
+        cfg.layernorm,
+        cfg.residual,
+        cfg.pos_encoding,
+    ) == (heads, blocks, d, layernorm, residual, pos)
     assert not cfg.attn_out_proj and not cfg.final_norm and cfg.output_softmax
     assert ckpt.class_names == list(PAPER_CLASSES)
     assert ckpt.preprocess.mean == (0.0, 0.0, 0.0) and ckpt.preprocess.std == (1.0, 1.0, 1.0)

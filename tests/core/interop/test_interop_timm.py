@@ -31,14 +31,22 @@ def _images(n=3, size=32, seed=0):
 
 def test_timm_vit_matches_original(tmp_path):
     torch.manual_seed(0)
-    orig = perturb_(TimmViT(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3,
-                            num_classes=5), seed=1)
+    orig = perturb_(
+        TimmViT(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=5),
+        seed=1,
+    )
     path = tmp_path / "vit.pth"
     torch.save(orig.state_dict(), path)
     ckpt = open_checkpoint(path, heads=3)
     cfg = ckpt.config
-    assert (cfg.image_size, cfg.patch_size, cfg.hidden_size, cfg.depth, cfg.num_heads,
-            cfg.num_classes) == (32, 8, 48, 2, 3, 5)
+    assert (
+        cfg.image_size,
+        cfg.patch_size,
+        cfg.hidden_size,
+        cfg.depth,
+        cfg.num_heads,
+        cfg.num_classes,
+    ) == (32, 8, 48, 2, 3, 5)
     assert cfg.attn_out_proj and cfg.final_norm and cfg.layer_norm_eps == 1e-6
     assert ckpt.provenance["imported_from"] == "timm"
     assert ckpt.class_names == [f"class_{i}" for i in range(5)]
@@ -48,11 +56,16 @@ def test_timm_vit_matches_original(tmp_path):
 
 
 def test_deit_distilled_from_safetensors(tmp_path):
-    safetensors_torch = pytest.importorskip("safetensors.torch",
-                                            reason="safetensors reads .safetensors files")
+    safetensors_torch = pytest.importorskip(
+        "safetensors.torch", reason="safetensors reads .safetensors files"
+    )
     torch.manual_seed(0)
-    orig = perturb_(VisionTransformerDistilled(img_size=32, patch_size=8, embed_dim=48, depth=2,
-                                               num_heads=4, num_classes=7), seed=2)
+    orig = perturb_(
+        VisionTransformerDistilled(
+            img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=4, num_classes=7
+        ),
+        seed=2,
+    )
     path = tmp_path / "deit.safetensors"
     safetensors_torch.save_file({k: v.contiguous() for k, v in orig.state_dict().items()}, path)
     ckpt = open_checkpoint(path, heads=4)
@@ -64,8 +77,11 @@ def test_deit_distilled_from_safetensors(tmp_path):
 def test_standard_width_infers_heads_and_imagenet_names(tmp_path):
     # ViT-Ti width (192 -> 3 heads), 1000 classes -> ImageNet-1k names; no hint given.
     torch.manual_seed(0)
-    orig = perturb_(TimmViT(img_size=32, patch_size=16, embed_dim=192, depth=1, num_heads=3,
-                            num_classes=1000), seed=4, std=0.1)
+    orig = perturb_(
+        TimmViT(img_size=32, patch_size=16, embed_dim=192, depth=1, num_heads=3, num_classes=1000),
+        seed=4,
+        std=0.1,
+    )
     path = tmp_path / "vit_tiny.pth"
     torch.save(orig.state_dict(), path)
     ckpt = open_checkpoint(path)
@@ -78,8 +94,10 @@ def test_standard_width_infers_heads_and_imagenet_names(tmp_path):
 
 def test_headless_timm_gets_zero_head_and_same_attention(tmp_path):
     torch.manual_seed(0)
-    orig = perturb_(TimmViT(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3,
-                            num_classes=0), seed=6)
+    orig = perturb_(
+        TimmViT(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=0),
+        seed=6,
+    )
     path = tmp_path / "headless.pth"
     torch.save(orig.state_dict(), path)
     ckpt = open_checkpoint(path, heads=3)
@@ -91,8 +109,10 @@ def test_headless_timm_gets_zero_head_and_same_attention(tmp_path):
 
 
 def test_save_as_ours_keeps_what_was_decided(tmp_path):
-    orig = perturb_(TimmViT(img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3,
-                            num_classes=2), seed=8)
+    orig = perturb_(
+        TimmViT(img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3, num_classes=2),
+        seed=8,
+    )
     torch.save(orig.state_dict(), tmp_path / "vit.pth")
     names = ["cat", "dog"]
     ckpt = open_checkpoint(tmp_path / "vit.pth", heads=3, class_names=names)
@@ -122,8 +142,15 @@ def test_unknown_width_without_heads_asks_for_them(tmp_path):
 
 
 def test_layer_scale_variant_is_refused_with_its_keys(tmp_path):
-    orig = TimmViT(img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3, num_classes=5,
-                   init_values=1e-5)
+    orig = TimmViT(
+        img_size=32,
+        patch_size=8,
+        embed_dim=48,
+        depth=1,
+        num_heads=3,
+        num_classes=5,
+        init_values=1e-5,
+    )
     torch.save(orig.state_dict(), tmp_path / "vit_ls.pth")
     with pytest.raises(InteropError, match=r"blocks\.0\.ls1\.gamma"):
         open_checkpoint(tmp_path / "vit_ls.pth", heads=3)

@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-tv_vit = pytest.importorskip("torchvision.models.vision_transformer",
-                             reason="torchvision is the reference implementation here")
+tv_vit = pytest.importorskip(
+    "torchvision.models.vision_transformer",
+    reason="torchvision is the reference implementation here",
+)
 from interop_reference import QKRecorder, assert_equivalent, perturb_  # noqa: E402
 
 from inspector.core.interop import open_checkpoint  # noqa: E402
@@ -15,8 +17,15 @@ from inspector.core.interop import open_checkpoint  # noqa: E402
 
 def _original(seed: int, heads: int = 3):
     torch.manual_seed(seed)
-    model = tv_vit.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=heads,
-                                     hidden_dim=48, mlp_dim=192, num_classes=5)
+    model = tv_vit.VisionTransformer(
+        image_size=32,
+        patch_size=8,
+        num_layers=2,
+        num_heads=heads,
+        hidden_dim=48,
+        mlp_dim=192,
+        num_classes=5,
+    )
     return perturb_(model, seed=seed + 100)
 
 
@@ -32,7 +41,8 @@ def _reference(model, images, heads):
             x = args[0]  # (B, T, D), batch_first
             qkv = F.linear(x.double(), m.in_proj_weight.double(), m.in_proj_bias.double())
             D = x.shape[-1]
-            rec.q[i], rec.k[i] = qkv[..., :D], qkv[..., D:2 * D]
+            rec.q[i], rec.k[i] = qkv[..., :D], qkv[..., D : 2 * D]
+
         handles.append(mha.register_forward_pre_hook(pre_hook))
     with torch.no_grad():
         logits = model(images)
@@ -56,8 +66,11 @@ def test_torchvision_vit_matches_original(tmp_path):
 def test_wrapped_under_model_with_module_prefix(tmp_path):
     # A training script's file: {"model": DataParallel state dict, "epoch", "optimizer"}.
     orig = _original(2, heads=4)
-    wrapped = {"epoch": 7, "optimizer": {"lr": 0.1},
-               "model": {"module." + k: v for k, v in orig.state_dict().items()}}
+    wrapped = {
+        "epoch": 7,
+        "optimizer": {"lr": 0.1},
+        "model": {"module." + k: v for k, v in orig.state_dict().items()},
+    }
     path = tmp_path / "train_state.pt"
     torch.save(wrapped, path)
     ckpt = open_checkpoint(path, heads=4)
