@@ -24,10 +24,15 @@ run: $(VENV)/.installed-run
 	$(PY) main.py
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check inspector tests benchmarks scripts main.py
+	$(VENV)/bin/ruff format --check inspector tests benchmarks scripts main.py
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 lint: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check inspector tests benchmarks scripts main.py
+	$(VENV)/bin/ruff format --check inspector tests benchmarks scripts main.py
 
 bench: $(VENV)/.installed-run
 	$(PY) benchmarks/train_throughput.py

@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from inspector.core.ablation import run_dir
 from inspector.core.atomic import atomic_write_bytes
+from inspector.core.study import run_dir
 from inspector.core.train import LAST
 
 REPORT_FILES = ("report.md", "report.csv", "report.json", "saliency.png")

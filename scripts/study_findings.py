@@ -45,7 +45,7 @@ def fmt(x: float) -> str:
 
 
 def versus_paper(report: dict[str, Any]) -> list[str]:
-    from inspector.core.ablation_report import COLUMNS, PAPER_RESULTS, format_cell
+    from inspector.core.study import COLUMNS, PAPER_RESULTS, format_cell
 
     # Recall and precision are in the report; the comparison keeps the columns that differ.
     shown = [(i, k, t) for i, (k, t) in enumerate(COLUMNS) if k not in ("recall", "precision")]
@@ -125,8 +125,8 @@ def double_softmax(
 
 def image_free_baselines(report: dict[str, Any]) -> list[str]:
     """SMM of centred squares of several sizes against the study's test masks."""
-    from inspector.core.ablation import StudySpec, load_study_data
     from inspector.core.metrics import smm
+    from inspector.core.study import StudySpec, load_study_data
 
     study = dict(report["study"])
     spec = StudySpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.items()})

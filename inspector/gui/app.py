@@ -8,28 +8,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "synthetic-baseline.pt"
-SAMPLES = REPO_ROOT / "resources" / "samples"
-# The ablation study's Tiny ImageNet-10 models (docs/REPRODUCTION.md), one file per preset.
-STUDY_CHECKPOINTS = REPO_ROOT / "checkpoints" / "tiny-imagenet-10"
-
-
-def study_checkpoints(folder: Path = STUDY_CHECKPOINTS) -> list[Path]:
-    """The shipped study models in the paper's table order (then any others by name)."""
-    from inspector.core.config import PRESETS
-
-    files = {p.stem: p for p in folder.glob("*.pt")} if folder.is_dir() else {}
-    ordered = [files.pop(name) for name in PRESETS if name in files]
-    return ordered + [files[k] for k in sorted(files)]
-
-
-def default_image() -> Path | None:
-    """The first shipped sample image (not its mask), if any."""
-    if not SAMPLES.is_dir():
-        return None
-    images = sorted(p for p in SAMPLES.glob("*.png") if not p.stem.endswith("_mask"))
-    return images[0] if images else None
+from inspector.paths import (  # noqa: F401 - re-exported for tests and scripts
+    DEFAULT_CHECKPOINT,
+    REPO_ROOT,
+    SAMPLES,
+    STUDY_CHECKPOINTS,
+    default_image,
+    study_checkpoints,
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

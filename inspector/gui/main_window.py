@@ -1153,7 +1153,7 @@ class MainWindow(QMainWindow):
             self.compare_checkpoints(paths)
 
     def _compare_study_models(self) -> None:
-        from .app import STUDY_CHECKPOINTS, study_checkpoints
+        from inspector.paths import STUDY_CHECKPOINTS, study_checkpoints
 
         paths = study_checkpoints()
         if not paths:

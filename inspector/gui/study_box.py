@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.core.ablation_report import COLUMNS, PAPER_RESULTS, format_cell
 from inspector.core.config import PRESETS
+from inspector.core.study import COLUMNS, PAPER_RESULTS, format_cell
 
 
 class StudyBox(QGroupBox):

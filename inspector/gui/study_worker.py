@@ -1,7 +1,7 @@
 """The ablation-study job that the training panel runs off the GUI thread.
 
 ``StudyWorker`` is a ``QObject`` moved to a ``QThread`` like :class:`TrainingWorker`. Its ``run``
-slot calls :func:`inspector.core.ablation.run_study` (which loads the data, trains every model -
+slot calls :func:`inspector.core.study.run_study` (which loads the data, trains every model -
 in worker processes when ``jobs > 1`` - evaluates them and writes the report) with a
 ``threading.Event`` stop flag the GUI thread sets directly. The core's study events become
 throttled signals carrying plain Python values only.
@@ -26,7 +26,7 @@ _CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_accuracy")
 def study_models(out_dir: str | Path, rows: list[dict[str, Any]], seed: int) -> list[str]:
     """The final model (``last.pt``, the one the report scores) of every preset for ``seed``,
     in the report's order; presets whose run left no model are skipped."""
-    from inspector.core.ablation import run_dir
+    from inspector.core.study import run_dir
     from inspector.core.train import LAST
 
     paths = [run_dir(out_dir, row["model"], seed) / LAST for row in rows]
@@ -34,7 +34,7 @@ def study_models(out_dir: str | Path, rows: list[dict[str, Any]], seed: int) -> 
 
 
 class StudyWorker(QObject):
-    """Runs one study (``inspector.core.ablation.StudySpec``) into ``out_dir``.
+    """Runs one study (``inspector.core.study.StudySpec``) into ``out_dir``.
 
     Signals (plain Python values):
         log(str): one line per finished epoch / model and the study's own messages.
@@ -45,7 +45,7 @@ class StudyWorker(QObject):
             ``val_accuracy`` at ``epoch``.
         done(str, str, dict): ``status`` (finished / stopped / failed), a message, and for a
             finished study ``{"rows": [...], "report": path of report.md, "models": [paths],
-            "wall_seconds": s}`` (``rows`` as :func:`inspector.core.ablation_report.aggregate`).
+            "wall_seconds": s}`` (``rows`` as :func:`inspector.core.study.aggregate`).
     """
 
     log = Signal(str)
@@ -72,7 +72,7 @@ class StudyWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from inspector.core.ablation import run_study
+        from inspector.core.study import run_study
 
         self._started = time.perf_counter()
         try:

@@ -10,7 +10,7 @@ Public API (for the main window):
 * ``study_finished(list)`` signal - an ablation study finished; its models (``last.pt`` of the
   first seed, one per preset) are ready for the compare view.
 * ``start_study()`` - the study job: the checked models of the "Ablation study" box trained,
-  evaluated and reported by :func:`inspector.core.ablation.run_study` with the paper's
+  evaluated and reported by :func:`inspector.core.study.run_study` with the paper's
   hyper-parameters (epochs, data, device, double softmax and output folder from the form);
   ``study_rows()`` and ``study_table`` show the report's table when it is done.
 * ``start()`` / ``cancel()`` - what the buttons do; ``is_running()``.
@@ -473,13 +473,13 @@ class TrainingPanel(QWidget):
         return True
 
     def study_spec(self) -> Any:
-        """The study the form describes (``inspector.core.ablation.StudySpec``).
+        """The study the form describes (``inspector.core.study.StudySpec``).
 
         Raises:
             ValueError: no model checked, an image folder (a study needs synthetic data or a
                 Tiny ImageNet folder with masks), or what ``StudySpec`` refuses.
         """
-        from inspector.core.ablation import StudySpec
+        from inspector.core.study import StudySpec
 
         data = self.dataset_spec()
         if data.kind == "folder":

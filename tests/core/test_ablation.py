@@ -22,13 +22,6 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from inspector.core.ablation import AblationError, StudySpec, run_dir, run_study
-from inspector.core.ablation_report import (
-    commit_files,
-    figure_indices,
-    format_cell,
-    saliency_figure,
-)
 from inspector.core.capture import capture
 from inspector.core.checkpoint import CheckpointError, load_checkpoint
 from inspector.core.explain import from_checkpoint, saliency_image
@@ -36,6 +29,9 @@ from inspector.core.export import read_png_metadata
 from inspector.core.metrics import smm
 from inspector.core.postprocess import overlay
 from inspector.core.saliency import MapSettings, compute_map
+from inspector.core.study import AblationError, StudySpec, format_cell, run_dir, run_study
+from inspector.core.study.figures import figure_indices, saliency_figure
+from inspector.core.study.report import commit_files
 
 PRESETS = ("baseline", "heads-2")
 TIMING = {"eval_seconds", "train_seconds", "reused", "settings"}
@@ -130,7 +126,7 @@ _DATA: dict = {}
 
 
 def _test_split(spec: StudySpec):
-    from inspector.core.ablation import load_study_data
+    from inspector.core.study import load_study_data
 
     if spec.training_identity().__repr__() not in _DATA:
         _DATA[spec.training_identity().__repr__()] = load_study_data(spec).test
@@ -243,7 +239,7 @@ def test_figure_indices_take_one_image_per_class_in_order():
 
 
 def test_cells_are_mean_and_sample_std_over_seeds():
-    from inspector.core.ablation import summarise
+    from inspector.core.study import summarise
 
     stat = summarise([0.5, 0.7, None])
     assert stat["mean"] == pytest.approx(0.6)

@@ -19,8 +19,8 @@ pytest.importorskip("pytestqt")
 from gui_helpers import configure_training, loaded  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
-from inspector.core.ablation import load_study_data, run_dir  # noqa: E402
 from inspector.core.checkpoint import load_checkpoint  # noqa: E402
+from inspector.core.study import load_study_data, run_dir  # noqa: E402
 from inspector.gui.training_panel import TrainingPanel  # noqa: E402
 
 MODELS = ["baseline", "heads-2"]
@@ -164,7 +164,7 @@ def test_cell_titles_tell_generic_file_names_apart():
 
 
 def test_shipped_study_models_come_in_the_papers_order(tmp_path):
-    from inspector.gui.app import STUDY_CHECKPOINTS, study_checkpoints
+    from inspector.paths import STUDY_CHECKPOINTS, study_checkpoints
 
     for name in ("no-layernorm", "baseline", "heads-2", "zz-extra"):
         (tmp_path / f"{name}.pt").write_bytes(b"")

@@ -27,15 +27,14 @@ paper          ``linear_embedding.weight``, ``transformer_blocks.0.mhsa.q_mappin
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..safe_load import CheckpointError, PickledObjectError, safe_torch_load
 from .common import InteropError, summarise
 
 __all__ = [
@@ -125,39 +124,15 @@ def _refuse_pickled_object(path: Path, detail: str) -> InteropError:
 
 
 def _read_torch(path: Path) -> Any:
-    """``torch.load`` with ``weights_only=True``; memory-mapped when the format allows."""
+    """The one safe torch load (:func:`inspector.core.safe_load.safe_torch_load`), memory-mapped,
+    with its errors in the importer's words."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            try:
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as exc:
-                # mmap needs the zip format; legacy (pre-1.6) files load without it.
-                if "mmap" not in str(exc) and "zip" not in str(exc):
-                    raise
-                return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global[: ]+([\w.]+)", text)
-        if found or "Unsupported" in text or "weights_only" in text.lower():
-            what = f"it needs the class {found.group(1)}" if found else "not only tensors"
-            raise _refuse_pickled_object(path, what) from exc
-        raise InteropError(
-            f"{path} is corrupt or not a PyTorch weights file: {text[:300]}"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 -- any reader failure becomes one clear message
-        # The checkpoint module classifies non-torch files (images, text, truncated zips,
-        # safetensors with a wrong suffix) with precise messages: reuse them.
-        from ..checkpoint import CheckpointError, safe_torch_load
-
-        try:
-            safe_torch_load(path)
-        except CheckpointError as detail:
-            raise InteropError(str(detail)) from exc
-        raise InteropError(
-            f"{path} cannot be read as a PyTorch file: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
-        ) from exc
+        return safe_torch_load(path, mmap=True)
+    except PickledObjectError as exc:
+        what = f"it needs the class {exc.needs}" if exc.needs else "not only tensors"
+        raise _refuse_pickled_object(path, what) from exc
+    except CheckpointError as exc:
+        raise InteropError(str(exc)) from exc
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

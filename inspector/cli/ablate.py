@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_progress import ProgressBar, format_table
+from .progress import ProgressBar, format_table
 
 
 def add_ablate(sub: argparse._SubParsersAction) -> None:
-    from .core.config import PRESETS
-    from .core.saliency import FUSIONS, METHODS
+    from ..core.config import PRESETS
+    from ..core.saliency import FUSIONS, METHODS
 
     p = sub.add_parser(
         "ablate",
@@ -74,9 +74,9 @@ def add_ablate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .cli import CLIError
-    from .core.ablation import StudyEvent, StudySpec, run_study
-    from .core.config import PRESETS
+    from ..core.config import PRESETS
+    from ..core.study import StudyEvent, StudySpec, run_study
+    from .errors import CLIError
 
     presets = PRESETS
     if args.only is not None:
@@ -141,7 +141,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if result.status != "finished":
         print(result.message, file=sys.stderr)
         return 130
-    from .core.ablation_report import COLUMNS, format_cell
+    from ..core.study import COLUMNS, format_cell
 
     table = [[r["model"], *(format_cell(r[k]) for k, _ in COLUMNS)] for r in result.rows]
     print(format_table(["model", *(t for _, t in COLUMNS)], table))

@@ -1,33 +1,18 @@
-"""``vit-inspector``: the command-line front over the same core the GUI uses.
-
-Every command prints a one-line ``vit-inspector: error: ...`` and exits non-zero on bad input,
-never a traceback.
-"""
+"""``vit-inspector train``: one of the paper's ViT presets on a dataset."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .cli_ablate import add_ablate
-from .cli_convert import add_convert
-from .cli_explain import add_evaluate, add_explain
-from .cli_progress import ProgressBar, format_table
-
-EXIT_USAGE = 2
-EXIT_FAILED = 1
+from .errors import EXIT_FAILED, CLIError
+from .progress import ProgressBar, format_table
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    from .core.config import PRESETS
+def add_train(sub: argparse._SubParsersAction) -> None:
+    from ..core.config import PRESETS
 
     p = sub.add_parser(
         "train",
@@ -72,9 +57,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .core.config import TrainConfig, preset
-    from .core.data import load_dataset
-    from .core.train import EpochEvent, StepEvent, train
+    from ..core.config import TrainConfig, preset
+    from ..core.data import load_dataset
+    from ..core.train import EpochEvent, StepEvent, train
 
     if args.classes < 2:
         raise CLIError("--classes must be at least 2")
@@ -169,51 +154,3 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     print(result.message)
     return 0 if result.status == "finished" else EXIT_FAILED
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vit-inspector", description="See where a Vision Transformer looks, and why."
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_train(sub)
-    add_explain(sub)
-    add_evaluate(sub)
-    add_ablate(sub)
-    add_convert(sub)
-    return parser
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that are the user's input, not our bug: shown as one line."""
-    from .core.checkpoint import CheckpointError
-    from .core.config import ConfigError
-    from .core.data import DatasetError
-    from .core.train import TrainingError
-
-    return (
-        CLIError,
-        ConfigError,
-        CheckpointError,
-        DatasetError,
-        TrainingError,
-        FileExistsError,
-        FileNotFoundError,
-        PermissionError,
-        ValueError,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except _user_errors() as exc:
-        print(f"vit-inspector: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_explain import add_load_flags, load_options_from_args
+from .load_flags import add_load_flags, load_options_from_args
 
 
 def add_convert(sub: argparse._SubParsersAction) -> None:
@@ -33,10 +33,10 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .cli import CLIError
-    from .core.atomic import refuse_overwrite
-    from .core.checkpoint import save_checkpoint
-    from .core.load_options import describe, load_with_options
+    from ..core.atomic import refuse_overwrite
+    from ..core.checkpoint import save_checkpoint
+    from ..core.load_options import describe, load_with_options
+    from .errors import CLIError
 
     refuse_overwrite(args.out, args.overwrite)  # before the (possibly slow) load
     if not args.out.parent.is_dir():

@@ -1,0 +1,43 @@
+"""``vit-inspector``: the command-line front over the same core the GUI uses.
+
+Every command prints a one-line ``vit-inspector: error: ...`` and exits non-zero on bad input,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from .ablate import add_ablate
+from .convert import add_convert
+from .errors import EXIT_USAGE, user_errors
+from .evaluate import add_evaluate
+from .explain import add_explain
+from .train import add_train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vit-inspector", description="See where a Vision Transformer looks, and why."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_train(sub)
+    add_explain(sub)
+    add_evaluate(sub)
+    add_ablate(sub)
+    add_convert(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except user_errors() as exc:
+        print(f"vit-inspector: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
