@@ -11,7 +11,7 @@ from .progress import ProgressBar
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
-    from ..core.saliency import METHODS
+    from ..core.saliency import METHODS, TARGETS
 
     p = sub.add_parser(
         "evaluate",
@@ -34,6 +34,12 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fusion", default="max")
     p.add_argument("--discard", type=float, default=0.9)
+    p.add_argument(
+        "--target",
+        default="logit",
+        choices=TARGETS,
+        help="the score gradient methods differentiate (see explain --help)",
+    )
     p.add_argument("--smooth", choices=("none", "paper"), default="none")
     p.add_argument("--threshold", type=float, default=0.3)
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
@@ -83,7 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{len(loaded.class_names)}; labels are compared by index",
             file=sys.stderr,
         )
-    settings = MapSettings(fusion=args.fusion, discard_ratio=args.discard)
+    settings = MapSettings(fusion=args.fusion, discard_ratio=args.discard, target=args.target)
     bar = ProgressBar(total=len(data))
     result = evaluate_saliency(
         loaded,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,22 @@ from .load_flags import add_load_flags, load_options_from_args
 
 def add_explain(sub: argparse._SubParsersAction) -> None:
     from ..core.postprocess import COLORMAPS
-    from ..core.saliency import AGGREGATIONS, FUSIONS, METHODS
+    from ..core.saliency import AGGREGATIONS, FUSIONS, TARGETS, registry
 
+    methods = "; ".join(f"{m.name}: {m.label}" for m in registry.methods())
     p = sub.add_parser(
         "explain",
         help="saliency maps, predictions and mask scores for images",
         description="For each image write <stem>_<method>.png (overlay), <stem>_<method>.npy "
-        "(patch-grid map, float32), <stem>.json (top-5 predictions, settings, SMM "
-        "and localisation metrics when a mask is given) and with --save-attention "
-        "<stem>_attention.npy ([layers, heads, T, T], float32).",
+        "(patch-grid map divided by its maximum, float32), <stem>_<method>_raw.npy (the "
+        "method's unnormalised values), <stem>.json (top-5 predictions, the settings the "
+        "method uses, SMM and localisation metrics when a mask is given, and notices for a "
+        "degenerate map) and with --save-attention <stem>_attention.npy ([layers, heads, T, "
+        f"T], float32). Methods: {methods}.",
     )
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--image", required=True, nargs="+", type=Path)
-    p.add_argument("--method", default="rollout", choices=METHODS)
+    p.add_argument("--method", default="rollout", choices=registry.names())
     p.add_argument(
         "--fusion", default="max", choices=FUSIONS, help="head fusion for rollout / attention"
     )
@@ -43,6 +47,14 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="target class for gradient methods (default: the predicted class)",
     )
+    p.add_argument(
+        "--target",
+        default="logit",
+        choices=TARGETS,
+        help="the score gradient methods differentiate: the logit (default; for a model "
+        "ending in a softmax, the input to it), the probability (vit-explain's and the "
+        "paper's maps) or the log-probability",
+    )
     p.add_argument("--layer", type=int, default=-1, help="layer for --method attention")
     p.add_argument("--head", type=int, default=None, help="head for --method attention")
     p.add_argument("--query", type=int, default=0, help="query token (0 = class token)")
@@ -58,10 +70,11 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         type=Path,
         default=None,
-        help="object mask image(s), one per --image (non-zero = object)",
+        help="object mask image(s), one per --image, of the image's own size (non-zero = "
+        "object); aligned through the model's resize and crop like the image",
     )
     p.add_argument("--threshold", type=float, default=0.3, help="SMM threshold")
-    p.add_argument("--cmap", default="jet", choices=sorted(COLORMAPS))
+    p.add_argument("--cmap", default="viridis", choices=sorted(COLORMAPS))
     p.add_argument("--opacity", type=float, default=0.5)
     p.add_argument("--device", default="auto")
     p.add_argument("--save-attention", action="store_true")
@@ -71,10 +84,12 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_explain)
 
 
-def _map_settings(args: argparse.Namespace):
+def explain_settings(args: argparse.Namespace):
+    """The :class:`~inspector.core.pipeline.ExplainSettings` the flags describe."""
+    from ..core.pipeline import ExplainSettings
     from ..core.saliency import MapSettings
 
-    return MapSettings(
+    m = MapSettings(
         method=args.method,
         fusion=args.fusion,
         discard_ratio=args.discard,
@@ -85,15 +100,32 @@ def _map_settings(args: argparse.Namespace):
         legacy_normalisation=args.legacy_normalisation,
         class_index=args.class_index,
         aggregation=args.aggregation,
+        target=args.target,
+    )
+    return ExplainSettings(
+        map=m,
+        smoothing=args.smooth,
+        threshold=args.threshold,
+        colormap=args.cmap,
+        opacity=args.opacity,
     )
 
 
+def _outputs(args: argparse.Namespace, stem: str) -> list[Path]:
+    out = [
+        args.out / f"{stem}_{args.method}.png",
+        args.out / f"{stem}_{args.method}.npy",
+        args.out / f"{stem}_{args.method}_raw.npy",
+        args.out / f"{stem}.json",
+    ]
+    return out + ([args.out / f"{stem}_attention.npy"] if args.save_attention else [])
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
-    from ..core.explain import capture_image, load_image, open_model, saliency_image
+    from ..core.explain import load_image, open_model
     from ..core.export import check_writable, save_json, save_npy, save_png
     from ..core.imageio import read_mask
-    from ..core.metrics import localisation_metrics
-    from ..core.postprocess import overlay
+    from ..core.pipeline import explain_one
     from ..core.train import resolve_device
     from .errors import CLIError
 
@@ -102,75 +134,49 @@ def cmd_explain(args: argparse.Namespace) -> int:
             f"got {len(args.mask)} --mask file(s) for {len(args.image)} image(s); "
             f"give one mask per image"
         )
-    if not 0.0 <= args.threshold <= 1.0:
-        raise CLIError(f"--threshold must be in [0, 1], got {args.threshold}")
-    settings = _map_settings(args)
+    settings = explain_settings(args)
     stems = [p.stem for p in args.image]
     if len(set(stems)) != len(stems):
         raise CLIError("two --image files share a name; outputs would collide")
-    targets = []
-    for stem in stems:
-        targets += [
-            args.out / f"{stem}_{args.method}.png",
-            args.out / f"{stem}_{args.method}.npy",
-            args.out / f"{stem}.json",
-        ]
-        if args.save_attention:
-            targets.append(args.out / f"{stem}_attention.npy")
-    check_writable(targets, overwrite=args.overwrite)
+    check_writable([t for s in stems for t in _outputs(args, s)], overwrite=args.overwrite)
 
     loaded = open_model(
         args.checkpoint, device=resolve_device(args.device), options=load_options_from_args(args)
     )
-    cfg = loaded.checkpoint.config
     args.out.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(args.image):
         image = load_image(path, loaded)
-        cap = capture_image(loaded, image)
-        grid, full = saliency_image(
-            cap,
-            settings,
-            image_size=cfg.image_size,
-            patch_size=cfg.patch_size,
-            smoothing=args.smooth,
-        )
+        mask = read_mask(args.mask[i]) if args.mask is not None else None
+        try:
+            result = explain_one(
+                loaded,
+                image,
+                settings,
+                mask=mask,
+                mask_source=str(args.mask[i]) if args.mask is not None else None,
+            )
+        except ValueError as exc:
+            raise CLIError(f"{path.name}: {exc}") from exc
         record: dict[str, Any] = {
+            **result.metadata,
             "image": str(path),
             "checkpoint": str(args.checkpoint),
-            "predictions": [
-                {"class": c, "name": loaded.class_names[c], "probability": p}
-                for c, p in cap.top_k(5)
-            ],
-            "settings": {
-                **settings.to_dict(),
-                "smoothing": args.smooth,
-                "threshold": args.threshold,
-            },
-            "target_class": cap.resolve_class(args.class_index),
         }
-        if args.mask is not None:
-            mask = read_mask(args.mask[i], size=image.display.shape[:2])
-            record["mask"] = str(args.mask[i])
-            record["metrics"] = localisation_metrics(full, mask, threshold=args.threshold)
-        stem = path.stem
-        picture = overlay(image.display, full, cmap=args.cmap, opacity=args.opacity)
-        save_png(args.out / f"{stem}_{args.method}.png", picture, record, overwrite=args.overwrite)
-        save_npy(
-            args.out / f"{stem}_{args.method}.npy",
-            grid.astype(np.float32),
-            overwrite=args.overwrite,
-        )
+        png, npy, raw_npy, js, *rest = _outputs(args, path.stem)
+        save_png(png, result.overlay, record, overwrite=args.overwrite)
+        save_npy(npy, result.grid.astype(np.float32), overwrite=args.overwrite)
+        save_npy(raw_npy, result.raw_grid.astype(np.float32), overwrite=args.overwrite)
         if args.save_attention:
-            save_npy(
-                args.out / f"{stem}_attention.npy",
-                cap.attentions.numpy().astype(np.float32),
-                overwrite=args.overwrite,
-            )
-        save_json(args.out / f"{stem}.json", record, overwrite=args.overwrite)
+            attn = result.capture.attentions.numpy().astype(np.float32)
+            save_npy(rest[0], attn, overwrite=args.overwrite)
+        save_json(js, record, overwrite=args.overwrite)
+        for flag in result.flags:
+            print(f"warning: {path.name}: {flag}", file=sys.stderr)
         top = record["predictions"][0]
+        prob = "n/a" if top["probability"] is None else f"{top['probability']:.3f}"
         smm_text = ""
-        if "metrics" in record:
-            value = record["metrics"]["smm"]
+        if result.metrics is not None:
+            value = result.metrics["smm"]
             smm_text = f", SMM {value:.3f}" if value is not None else ", SMM undefined"
-        print(f"{path.name}: {top['name']} ({top['probability']:.3f}){smm_text}")
+        print(f"{path.name}: {top['name']} ({prob}){smm_text}")
     return 0

@@ -140,7 +140,7 @@ class Capture:
     # Kept so that gradients can be computed later without the caller's help.
     adapter: AttentionModel = field(repr=False)
     input: torch.Tensor = field(repr=False)  # (1, C, H, W) on the model's device
-    _gradients: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _gradients: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict, repr=False)
     _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -187,24 +187,58 @@ class Capture:
             )
         return c
 
-    def has_gradients(self, class_index: int | None = None) -> bool:
-        return self.resolve_class(class_index) in self._gradients
+    def has_gradients(self, class_index: int | None = None, target: str = "logit") -> bool:
+        return (self.resolve_class(class_index), target) in self._gradients
 
-    def gradients(self, class_index: int | None = None) -> torch.Tensor:
-        """``dy_c/dA`` for every layer, ``(L, heads, T, T)`` float32 on the CPU.
+    def gradients(self, class_index: int | None = None, target: str = "logit") -> torch.Tensor:
+        """``d y_c / d A`` for every layer, ``(L, heads, T, T)`` float32 on the CPU.
 
-        ``y_c`` is the class score the model outputs (the logit, pre-softmax, for ordinary
-        models). Computed with one forward + backward pass the first time a class is asked
-        for, then served from a per-class cache.
+        ``y_c`` is chosen by ``target`` (:data:`~inspector.core.saliency.TARGETS`):
+
+        * ``logit``: the class's pre-softmax score. For a model whose forward ends in a softmax
+          (the authors' files), that is the input to that softmax, whose gradient does not
+          vanish when the output saturates.
+        * ``probability``: ``softmax(z)_c`` (vit-explain's and the paper's maps); its gradient
+          is ``p_c (dz_c - sum_k p_k dz_k)``, which underflows in float32 on confident models.
+        * ``log-probability``: ``log softmax(z)_c``.
+
+        Computed with one forward + backward pass the first time a (class, target) is asked
+        for, then served from a cache.
 
         Args:
             class_index: target class; ``None`` means the predicted class.
+            target: ``logit``, ``probability`` or ``log-probability``.
         """
         c = self.resolve_class(class_index)
-        if c not in self._gradients:
-            grads = _attention_gradients(self.adapter, self.input, [c])
-            self._gradients[c] = grads[0]
-        return self._gradients[c]
+        _check_target(target)
+        if (c, target) not in self._gradients:
+            grads = _attention_gradients(self.adapter, self.input, [c], target)
+            self._gradients[(c, target)] = grads[0]
+        return self._gradients[(c, target)]
+
+
+def _check_target(target: str) -> None:
+    from .saliency.targets import TARGETS
+
+    if target not in TARGETS:
+        raise CaptureError(f"unknown gradient target {target!r}; choose from: {', '.join(TARGETS)}")
+
+
+def _scores(out: ModelOutput, outputs_probabilities: bool, target: str) -> torch.Tensor:
+    """The per-class scores ``(B, K)`` whose entries a gradient method differentiates."""
+    if out.pre_softmax is not None:
+        z = out.pre_softmax
+    elif outputs_probabilities:
+        # A foreign model that outputs probabilities without its pre-softmax scores: log p
+        # equals z up to a per-image constant, so it is the logit for gradient purposes.
+        z = out.logits.clamp_min(torch.finfo(out.logits.dtype).tiny).log()
+    else:
+        z = out.logits
+    if target == "logit":
+        return z
+    if target == "probability":
+        return z.softmax(dim=-1)
+    return z.log_softmax(dim=-1)
 
 
 def _check_input(x: torch.Tensor) -> torch.Tensor:
@@ -312,7 +346,7 @@ def capture(
 
 
 def _attention_gradients(
-    adapter: AttentionModel, x: torch.Tensor, classes: Sequence[int]
+    adapter: AttentionModel, x: torch.Tensor, classes: Sequence[int], target: str = "logit"
 ) -> list[torch.Tensor]:
     """``d y_{c_i} / d A`` per image of a batch, each ``(L, heads, T, T)`` CPU float32.
 
@@ -325,7 +359,8 @@ def _attention_gradients(
     with torch.enable_grad():
         out = adapter.forward_with_attention(x)
         idx = torch.as_tensor(list(classes), device=out.logits.device)
-        score = out.logits.gather(1, idx[:, None]).sum()
+        scores = _scores(out, bool(getattr(adapter, "outputs_probabilities", False)), target)
+        score = scores.gather(1, idx[:, None]).sum()
         grads = torch.autograd.grad(score, out.attentions, allow_unused=True)
     layers = [
         torch.zeros_like(a) if g is None else g for a, g in zip(out.attentions, grads, strict=True)
@@ -339,6 +374,7 @@ def compute_gradients(
     class_indices: Sequence[int | None] | None = None,
     *,
     batch_size: int = 64,
+    target: str = "logit",
 ) -> list[torch.Tensor]:
     """Fill the gradient caches of many captures with batched backward passes.
 
@@ -351,10 +387,12 @@ def compute_gradients(
         class_indices: target class per capture (``None`` entries = predicted class); default
             the predicted classes.
         batch_size: images per backward pass.
+        target: the score differentiated (see :meth:`Capture.gradients`).
 
     Returns:
         Each capture's gradient ``(L, heads, T, T)``, in order.
     """
+    _check_target(target)
     if class_indices is None:
         class_indices = [None] * len(captures)
     if len(class_indices) != len(captures):
@@ -363,14 +401,16 @@ def compute_gradients(
     todo = [
         i
         for i, (cap, k) in enumerate(zip(captures, classes, strict=True))
-        if k not in cap._gradients
+        if (k, target) not in cap._gradients
     ]
     if todo and any(captures[i].adapter is not captures[todo[0]].adapter for i in todo):
         raise CaptureError("compute_gradients needs captures taken with the same adapter")
     for start in range(0, len(todo), max(1, batch_size)):
         chunk = todo[start : start + max(1, batch_size)]
         x = torch.cat([captures[i].input for i in chunk], dim=0)
-        grads = _attention_gradients(captures[chunk[0]].adapter, x, [classes[i] for i in chunk])
+        grads = _attention_gradients(
+            captures[chunk[0]].adapter, x, [classes[i] for i in chunk], target
+        )
         for i, g in zip(chunk, grads, strict=True):
-            captures[i]._gradients[classes[i]] = g
-    return [cap._gradients[k] for cap, k in zip(captures, classes, strict=True)]
+            captures[i]._gradients[(classes[i], target)] = g
+    return [cap._gradients[(k, target)] for cap, k in zip(captures, classes, strict=True)]

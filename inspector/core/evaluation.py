@@ -20,10 +20,10 @@ import torch
 
 from .capture import capture_batch, compute_gradients
 from .data.types import ImageDataset
-from .explain import LoadedModel, Smoothing, saliency_image
+from .explain import LoadedModel, PreparedImage, Smoothing
 from .export import save_json, save_text
-from .metrics import localisation_metrics
 from .metrics_faithfulness import deletion_insertion
+from .pipeline import ExplainSettings, explain_one
 from .preprocess import prepare_image, to_tensor
 from .saliency import MapSettings
 
@@ -83,15 +83,6 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
-def _mask_to(mask: np.ndarray, loaded: LoadedModel) -> np.ndarray:
-    """A dataset mask put through the model's resize/crop, so it lines up with the map."""
-    pre = loaded.checkpoint.preprocess
-    if mask.shape == (pre.image_size, pre.image_size) and pre.policy == "resize":
-        return mask
-    img = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2)
-    return prepare_image(img, pre)[..., 0] > 127
-
-
 def _stats(values: Sequence[Any]) -> dict[str, Any]:
     defined = [
         float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))
@@ -146,7 +137,7 @@ def evaluate_saliency(
         x = to_tensor(np.stack(displays), pre)  # (b, 3, S, S)
         caps = capture_batch(loaded.model, x, device=loaded.device)
         if needs_grads:
-            compute_gradients(caps, batch_size=batch_size)
+            compute_gradients(caps, batch_size=batch_size, target=settings.target)
         for j, cap in enumerate(caps):
             i = start + j
             label = int(data.labels[i])
@@ -157,23 +148,30 @@ def evaluate_saliency(
                 "correct": int(cap.predicted_class == label),
                 "probability": float(cap.probabilities[cap.predicted_class]),
             }
-            mask = None if data.masks is None else _mask_to(data.masks[i].numpy(), loaded)
+            mask = None if data.masks is None else data.masks[i].numpy()
+            prepared = PreparedImage(images[j], displays[j], x[j : j + 1])
             for method in methods if (mask is not None or faithfulness_steps) else ():
-                _, full = saliency_image(
-                    cap,
-                    settings.replace(method=method),
-                    image_size=cfg.image_size,
-                    patch_size=cfg.patch_size,
-                    smoothing=smoothing,
+                # The one per-image pipeline, with this batch's capture (and its gradients).
+                result = explain_one(
+                    loaded,
+                    prepared,
+                    ExplainSettings(
+                        map=settings.replace(method=method),
+                        smoothing=smoothing,
+                        threshold=threshold,
+                        show_overlay=False,
+                    ),
+                    mask=mask,
+                    capture=cap,
                 )
-                if mask is not None:
-                    for key, value in localisation_metrics(full, mask, threshold).items():
+                if result.metrics is not None:
+                    for key, value in result.metrics.items():
                         row[f"{method}/{key}"] = value
                 if faithfulness_steps:
                     auc = deletion_insertion(
                         predict,
                         x[j],
-                        full,
+                        result.full,
                         steps=faithfulness_steps,
                         class_index=cap.predicted_class,
                         batch_size=batch_size,

@@ -20,8 +20,8 @@ from .checkpoint import Checkpoint
 from .imageio import read_image
 from .load_options import LoadOptions
 from .model import VisionTransformer
-from .postprocess import normalise, paper_smoothing, upsample
-from .preprocess import prepare_image, to_tensor
+from .postprocess import full_map
+from .preprocess import align_mask, prepare_image, to_tensor
 from .saliency import MapSettings, compute_map
 
 Smoothing = Literal["none", "paper"]
@@ -121,39 +121,24 @@ def saliency_image(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The patch-grid map and the map at image resolution, both float32 in [0, 1].
 
-    Returns:
-        ``(grid (rows, cols), image (S, S))``; ``smoothing="paper"`` applies seed 003's
-        bilinear upsampling, median filter and Gaussian blur, ``"none"`` bilinear upsampling.
+    Kept for the head/layer explorer's callers; one image's whole explanation (map, overlay,
+    metrics, metadata) is :func:`inspector.core.pipeline.explain_one`.
     """
     grid = compute_map(cap, settings=settings)
-    if smoothing == "paper":
-        full = paper_smoothing(grid, image_size, patch_size)
-    elif smoothing == "none":
-        full = upsample(grid, (image_size, image_size))
-    else:
-        raise ValueError(f"smoothing must be 'none' or 'paper', got {smoothing!r}")
-    return grid, normalise(full)
+    return grid, full_map(grid, image_size, patch_size, smoothing)
 
 
 # --------------------------------------------------------------------------------------------
 # Added for the desktop inspector (gui): masks in display coordinates, the head/layer explorer.
 # --------------------------------------------------------------------------------------------
 def prepare_mask(mask: np.ndarray, loaded: LoadedModel) -> np.ndarray:
-    """A mask of the original image brought to the model's input geometry, ``(S, S)`` bool.
-
-    The mask goes through the same resize / centre crop as the image (:func:`prepare_image`),
-    then is thresholded at one half, so mask pixel (r, c) lies on display pixel (r, c).
-
-    Args:
-        mask: ``(H, W)`` bool (or 0/1) mask of the original image.
-        loaded: the model whose preprocessing applies.
-    """
+    """A mask of the original image brought to the model's input geometry, ``(S, S)`` bool,
+    without the size check of :func:`inspector.core.pipeline.align_mask` (its callers have
+    checked the size against their image)."""
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be (H, W), got shape {m.shape}")
-    u8 = np.where(m > 0, 255, 0).astype(np.uint8)
-    out = prepare_image(np.repeat(u8[:, :, None], 3, axis=2), loaded.checkpoint.preprocess)
-    return out[:, :, 0] >= 128
+    return align_mask(m, m.shape, loaded.checkpoint.preprocess)
 
 
 @dataclass

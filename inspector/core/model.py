@@ -39,8 +39,10 @@ def sincos_table(num_positions: int, dim: int) -> torch.Tensor:
 
 
 class ModelOutput(NamedTuple):
-    logits: torch.Tensor  # (B, num_classes)
+    logits: torch.Tensor  # (B, num_classes); probabilities for a model ending in a softmax
     attentions: list[torch.Tensor]  # per layer (B, heads, T, T), rows sum to 1
+    # (B, num_classes): the input to a final softmax, for models whose output is one; None else.
+    pre_softmax: torch.Tensor | None = None
 
 
 class PatchEmbed(nn.Module):
@@ -201,16 +203,19 @@ class VisionTransformer(nn.Module):
             tokens = tokens + self.pos_embed  # (1, T, D) or (T, 1) broadcast
         return self.pos_drop(tokens)
 
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Final tokens ``(B, T, D)`` to logits (or probabilities with ``output_softmax``)."""
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Final tokens ``(B, T, D)`` to the head's scores ``(B, K)``, before any output softmax."""
         x = self.norm(x)
         logits = self.head(x[:, 0])
         if self.head_dist is not None:
             # DeiT-distilled inference: mean of the class and distillation heads.
             logits = (logits + self.head_dist(x[:, 1])) / 2
-        if self.cfg.output_softmax:
-            logits = logits.softmax(dim=-1)
         return logits
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Final tokens ``(B, T, D)`` to logits (or probabilities with ``output_softmax``)."""
+        logits = self.head_logits(x)
+        return logits.softmax(dim=-1) if self.cfg.output_softmax else logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed(x)
@@ -229,7 +234,10 @@ class VisionTransformer(nn.Module):
         for block in self.blocks:
             x, attn = block.forward_with_attention(x)
             attentions.append(attn)
-        return ModelOutput(self.classify(x), attentions)
+        logits = self.head_logits(x)
+        if self.cfg.output_softmax:
+            return ModelOutput(logits.softmax(dim=-1), attentions, pre_softmax=logits)
+        return ModelOutput(logits, attentions)
 
 
 def build_model(cfg: ViTConfig) -> VisionTransformer:

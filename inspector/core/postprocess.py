@@ -398,3 +398,18 @@ def overlay(
         np.take(tables[c], key, out=plane)  # contiguous lookups, then one strided copy
         out[..., c] = plane
     return out
+
+
+def full_map(grid: Any, size: int, patch_size: int, smoothing: str = "none") -> np.ndarray:
+    """The patch-grid map at image resolution ``(size, size)``, float32 in [0, 1].
+
+    ``smoothing="paper"`` applies seed 003's bilinear upsampling, median filter and Gaussian
+    blur (:func:`paper_smoothing`); ``"none"`` bilinear upsampling; then min-max scaling.
+    """
+    if smoothing == "paper":
+        full = paper_smoothing(grid, size, patch_size)
+    elif smoothing == "none":
+        full = upsample(grid, (size, size))
+    else:
+        raise ValueError(f"smoothing must be 'none' or 'paper', got {smoothing!r}")
+    return normalise(full)

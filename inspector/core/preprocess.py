@@ -210,3 +210,43 @@ def denormalise(x: torch.Tensor, preprocess: Preprocess) -> np.ndarray:
     std = torch.tensor(preprocess.std, dtype=torch.float64).view(3, 1, 1)
     u = ((t * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
     return u.movedim(-3, -1).numpy().copy()
+
+
+class MaskSizeError(ValueError):
+    """A mask that does not belong to its image: its size differs from the image's."""
+
+
+def align_mask(
+    mask: np.ndarray, image_shape: tuple[int, int], preprocess: Preprocess
+) -> np.ndarray:
+    """The one mask alignment: a mask of the original image -> the model's input geometry.
+
+    A mask belongs to its image, so one of another size is refused with both sizes named
+    (never stretched); an accepted mask goes through the same resize / centre crop as the
+    image (:func:`prepare_image`) and is cut at one half, so mask pixel (r, c) lies on display
+    pixel (r, c).
+
+    Args:
+        mask: ``(H, W)`` bool (or 0/1) mask of the original image.
+        image_shape: ``(H, W)`` of the original image the mask belongs to.
+        preprocess: the model's preprocessing.
+
+    Returns:
+        ``(S, S)`` bool, on the display's pixels.
+
+    Raises:
+        MaskSizeError: the mask's size differs from the image's.
+        ValueError: the mask is not two-dimensional.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"a mask must be (H, W), got shape {m.shape}")
+    h, w = int(image_shape[0]), int(image_shape[1])
+    if m.shape != (h, w):
+        raise MaskSizeError(
+            f"the mask is {m.shape[1]}x{m.shape[0]} but the image is {w}x{h} (width x height); "
+            "a mask must have its image's size"
+        )
+    u8 = np.where(m > 0, 255, 0).astype(np.uint8)
+    out = prepare_image(np.repeat(u8[:, :, None], 3, axis=2), preprocess)
+    return out[:, :, 0] >= 128

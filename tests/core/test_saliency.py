@@ -12,6 +12,7 @@ from inspector.core import saliency as S
 from inspector.core.capture import ViTAdapter, capture
 from inspector.core.config import ViTConfig
 from inspector.core.model import VisionTransformer
+from inspector.core.saliency._common import _discard_flat
 
 
 def random_attention(L=3, h=4, side=4, prefix=1, seed=0, temperature=2.0) -> torch.Tensor:
@@ -476,7 +477,7 @@ def test_discard_with_sorted_rows_equals_the_stable_sort_reference():
         flat = fused.reshape(L, T * T)
         sorted_rows = np.sort(flat, axis=-1)
         for ratio in (0.0, 0.01, 0.2, 0.5, 0.77, 0.99):
-            got = S._discard_flat(flat, ratio, sorted_rows).reshape(fused.shape)
+            got = _discard_flat(flat, ratio, sorted_rows).reshape(fused.shape)
             for l in range(L):
                 np.testing.assert_array_equal(
                     got[l], ref_discard(fused[l].astype(np.float64), ratio)

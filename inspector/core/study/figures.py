@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..checkpoint import load_checkpoint
 from ..data.types import ImageDataset
-from ..explain import capture_image, from_checkpoint, prepare, saliency_image
-from ..postprocess import overlay
+from ..explain import from_checkpoint, prepare
+from ..pipeline import ExplainSettings, explain_one
 from ..train import LAST
 from .spec import StudySpec, run_dir
 
@@ -185,19 +185,12 @@ def figure_cells(
         if not path.exists():
             continue
         loaded = from_checkpoint(load_checkpoint(path))
-        cfg = loaded.checkpoint.config
+        drawing = ExplainSettings(map=settings, smoothing=spec.smoothing, colormap="jet")
         row = []
         for i in indices:
             image = prepare(test.images[i].permute(1, 2, 0).numpy(), loaded)
-            cap = capture_image(loaded, image)
-            _, full = saliency_image(
-                cap,
-                settings,
-                image_size=cfg.image_size,
-                patch_size=cfg.patch_size,
-                smoothing=spec.smoothing,
-            )  # type: ignore[arg-type]
-            row.append((overlay(image.display, full), cap.predicted_class))
+            result = explain_one(loaded, image, drawing)
+            row.append((result.overlay, result.capture.predicted_class))
         cells[name] = row
     return cells
 

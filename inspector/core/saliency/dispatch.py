@@ -1,0 +1,45 @@
+"""One entry point for every method: :func:`compute_map` looks the method up in the registry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import registry
+from .settings import MapSettings
+
+if TYPE_CHECKING:  # only for type hints; saliency stays a pure function of tensors
+    from ..capture import Capture
+
+
+def compute_map(
+    capture: Capture,
+    method: str | None = None,
+    settings: MapSettings | None = None,
+    *,
+    rescale: bool = True,
+) -> np.ndarray:
+    """The patch-grid map ``(rows, cols)`` float32 for a capture; in [0, 1] with ``rescale``.
+
+    Pure function of the capture's cached tensors. The head-fused matrices (the step that
+    reads every head: ~20 ms for ViT-B here) are memoised on the capture per fusion (and per
+    class and target for gradient methods), together with their entries sorted per layer, so
+    moving the discard slider costs only a threshold lookup, the discard, the normalisation
+    and the vector chain (~1 ms for ViT-B). Gradient methods ask the capture for
+    ``d y_c / d A``, which it computes once per (class, target) and caches.
+
+    Args:
+        capture: a :class:`~inspector.core.capture.Capture`.
+        method: a registered method name; overrides ``settings.method`` when given.
+        settings: the other knobs; default :class:`MapSettings()`.
+        rescale: divide by the maximum (default; an all-zero map stays zero), or return the
+            method's raw values (attention probabilities, rollout weights, relevance).
+
+    Raises:
+        SaliencyError: unknown method or an index out of range.
+    """
+    settings = settings or MapSettings()
+    if method is not None and method != settings.method:
+        settings = settings.replace(method=method)
+    return registry.get(settings.method).compute(capture, settings, rescale)
