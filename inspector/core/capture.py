@@ -34,6 +34,14 @@ __all__ = [
 ]
 
 
+# The scores a gradient method can differentiate (Capture.gradients): logit, the class's
+# pre-softmax score (for models whose forward ends in a softmax, the input to that softmax),
+# which never saturates; probability, softmax(logits)[c], vit-explain's and the paper's choice,
+# whose gradient underflows in float32 on confident models; log-probability,
+# log softmax(logits)[c].
+TARGETS: tuple[str, ...] = ("logit", "probability", "log-probability")
+
+
 class CaptureError(ValueError):
     """Bad input to a capture (wrong tensor shape, class index out of range, bad adapter)."""
 
@@ -218,8 +226,6 @@ class Capture:
 
 
 def _check_target(target: str) -> None:
-    from .saliency.targets import TARGETS
-
     if target not in TARGETS:
         raise CaptureError(f"unknown gradient target {target!r}; choose from: {', '.join(TARGETS)}")
 
