@@ -199,7 +199,8 @@ class Capture:
         return (self.resolve_class(class_index), target) in self._gradients
 
     def gradients(self, class_index: int | None = None, target: str = "logit") -> torch.Tensor:
-        """``d y_c / d A`` for every layer, ``(L, heads, T, T)`` float32 on the CPU.
+        """``d y_c / d A`` for every layer, ``(L, heads, T, T)`` on the CPU (float32 for the
+        logit; float64 for the probability targets, whose values can be below float32's range).
 
         ``y_c`` is chosen by ``target`` (:data:`~inspector.core.saliency.TARGETS`):
 
@@ -228,23 +229,6 @@ class Capture:
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise CaptureError(f"unknown gradient target {target!r}; choose from: {', '.join(TARGETS)}")
-
-
-def _scores(out: ModelOutput, outputs_probabilities: bool, target: str) -> torch.Tensor:
-    """The per-class scores ``(B, K)`` whose entries a gradient method differentiates."""
-    if out.pre_softmax is not None:
-        z = out.pre_softmax
-    elif outputs_probabilities:
-        # A foreign model that outputs probabilities without its pre-softmax scores: log p
-        # equals z up to a per-image constant, so it is the logit for gradient purposes.
-        z = out.logits.clamp_min(torch.finfo(out.logits.dtype).tiny).log()
-    else:
-        z = out.logits
-    if target == "logit":
-        return z
-    if target == "probability":
-        return z.softmax(dim=-1)
-    return z.log_softmax(dim=-1)
 
 
 def _check_input(x: torch.Tensor) -> torch.Tensor:
@@ -351,10 +335,47 @@ def capture(
     return capture_batch(model, x, device=device)[0]
 
 
+def _pre_softmax(out: ModelOutput, outputs_probabilities: bool) -> torch.Tensor:
+    """The class scores ``z`` ``(B, K)`` before any softmax: what the ``logit`` target uses."""
+    if out.pre_softmax is not None:
+        return out.pre_softmax
+    if outputs_probabilities:
+        # A foreign model that outputs probabilities without its pre-softmax scores: log p
+        # equals z up to a per-image constant, which no class score depends on differently.
+        return out.logits.clamp_min(torch.finfo(out.logits.dtype).tiny).log()
+    return out.logits
+
+
+def _cotangents(z: torch.Tensor, classes: torch.Tensor, target: str) -> torch.Tensor:
+    """``d y_c / d z`` per image, ``(B, K)`` float64, without cancellation.
+
+    For ``probability``, ``d p_c / d z_k = p_c (delta_ck - p_k)``; on a saturated output
+    ``1 - p_c`` is 0 in floating point while the true value is ``sum_{k != c} p_k``, so it is
+    computed as that sum (in float64, from ``z``). ``log-probability`` is ``delta_ck - p_k``
+    with the same care.
+    """
+    onehot = torch.zeros(z.shape, dtype=torch.float64, device=z.device)
+    onehot.scatter_(1, classes[:, None], 1.0)
+    if target == "logit":
+        return onehot
+    p = z.detach().double().softmax(dim=-1)  # (B, K)
+    rest = (p * (1 - onehot)).sum(dim=-1, keepdim=True)  # sum over k != c: 1 - p_c, exactly
+    dlogp = -p * (1 - onehot) + onehot * rest  # d log p_c / d z
+    if target == "log-probability":
+        return dlogp
+    p_c = p.gather(1, classes[:, None])
+    return p_c * dlogp
+
+
 def _attention_gradients(
     adapter: AttentionModel, x: torch.Tensor, classes: Sequence[int], target: str = "logit"
 ) -> list[torch.Tensor]:
-    """``d y_{c_i} / d A`` per image of a batch, each ``(L, heads, T, T)`` CPU float32.
+    """``d y_{c_i} / d A`` per image of a batch, each ``(L, heads, T, T)`` on the CPU.
+
+    One backward pass from the pre-softmax scores ``z`` with the cotangent ``d y / d z``
+    (:func:`_cotangents`). Each image's cotangent is scaled to a maximum of 1 for the float32
+    backward pass and the gradient scaled back in float64, so the tiny gradients of a
+    saturated softmax neither underflow nor lose precision; ``logit`` gradients stay float32.
 
     Images in a batch do not interact (LayerNorm is per token, no batch norm), so the gradient
     of ``sum_i y_i[c_i]`` with respect to image i's attention is image i's own gradient.
@@ -364,14 +385,22 @@ def _attention_gradients(
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         out = adapter.forward_with_attention(x)
-        idx = torch.as_tensor(list(classes), device=out.logits.device)
-        scores = _scores(out, bool(getattr(adapter, "outputs_probabilities", False)), target)
-        score = scores.gather(1, idx[:, None]).sum()
-        grads = torch.autograd.grad(score, out.attentions, allow_unused=True)
+        z = _pre_softmax(out, bool(getattr(adapter, "outputs_probabilities", False)))
+        idx = torch.as_tensor(list(classes), device=z.device)
+        cot = _cotangents(z, idx, target)  # (B, K) float64
+        scale = cot.abs().amax(dim=-1, keepdim=True)  # (B, 1)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        grads = torch.autograd.grad(
+            z, out.attentions, grad_outputs=(cot / scale).to(z.dtype), allow_unused=True
+        )
     layers = [
         torch.zeros_like(a) if g is None else g for a, g in zip(out.attentions, grads, strict=True)
     ]
-    stacked = torch.stack([g.detach().float().cpu() for g in layers], dim=1)  # (B,L,h,T,T)
+    stacked = torch.stack([g.detach().cpu() for g in layers], dim=1)  # (B, L, h, T, T)
+    if target == "logit":
+        stacked = stacked.float()
+    else:
+        stacked = stacked.double() * scale.cpu()[:, :, None, None, None]
     return [stacked[i].clone() for i in range(stacked.shape[0])]
 
 

@@ -40,7 +40,10 @@ def _as_pair(attn: Any, grads: Any) -> tuple[np.ndarray, np.ndarray]:
     g = _as_attention(grads, "gradients")
     if a.shape != g.shape:
         raise SaliencyError(f"attention {a.shape} and gradients {g.shape} must have the same shape")
-    return a, g.astype(a.dtype, copy=False)
+    # float64 gradients (a saturated softmax's tiny probability gradients) promote the
+    # product instead of underflowing in float32.
+    dtype = np.result_type(a.dtype, g.dtype)
+    return a.astype(dtype, copy=False), g.astype(dtype, copy=False)
 
 
 def _grid(num_tokens: int, num_prefix_tokens: int, grid: tuple[int, int] | None) -> tuple[int, int]:
