@@ -1,8 +1,8 @@
 """Classification metrics for the training loop and the ablation tables (scikit-learn based).
 
-The paper (MISSION.md section 1) reports per model: accuracy, macro recall, macro precision,
-macro F1, one-vs-rest ROC AUC and the confusion matrix. All of them are computed here with
-scikit-learn so that the numbers match what a reader would get from the usual tools.
+The paper (docs/ARCHITECTURE.md section 5) reports per model: accuracy, macro recall, macro
+precision, macro F1, one-vs-rest ROC AUC and the confusion matrix. All of them are computed
+here with scikit-learn so that the numbers match what a reader would get from the usual tools.
 """
 
 from __future__ import annotations

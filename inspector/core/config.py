@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 class ViTConfig:
     """Architecture of a Vision Transformer.
 
-    Defaults are the seed paper's baseline (MISSION.md section 1): 64x64 RGB input, 8x8
+    Defaults are the seed paper's baseline (docs/ARCHITECTURE.md section 5): 64x64 RGB input, 8x8
     patches, sine/cosine positions, 4 pre-norm blocks of 4 heads at hidden size 8, no
     attention output projection and no final LayerNorm. The fields after ``dropout`` exist
     so that timm / torchvision / Hugging Face ViTs can be imported into the same class.
@@ -137,7 +137,7 @@ class ViTConfig:
         return dataclasses.replace(self, **changes)
 
 
-# The paper's baseline and its 13 one-change ablations (MISSION.md section 1).
+# The paper's baseline and its 13 one-change ablations (docs/ARCHITECTURE.md section 5).
 _PRESET_CHANGES: Final[dict[str, dict[str, Any]]] = {
     "baseline": {},
     "pos-learned": {"pos_encoding": "learned"},
@@ -170,7 +170,7 @@ def preset(name: str, **overrides: Any) -> ViTConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training hyper-parameters; defaults are the paper's (MISSION.md section 1)."""
+    """Training hyper-parameters; defaults are the paper's (docs/ARCHITECTURE.md section 5)."""
 
     epochs: int = 50
     batch_size: int = 128

@@ -1,6 +1,6 @@
 """The pipeline the CLI and the GUI share: checkpoint -> model, image -> input, capture, map.
 
-ARCHITECTURE.md section 2: a checkpoint becomes a model plus its metadata; an image becomes an
+docs/ARCHITECTURE.md section 2: a checkpoint becomes a model plus its metadata; an image becomes an
 input tensor with the model's own preprocessing; one forward pass is captured; every map is a
 cheap pure function of that capture.
 """

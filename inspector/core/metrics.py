@@ -89,7 +89,7 @@ def _prepare(saliency, mask) -> tuple[np.ndarray, np.ndarray]:
 
 
 def smm(saliency, mask, threshold: float = 0.3) -> float | None:
-    """Saliency-map Mask Metric (the paper's SMM, MISSION.md section 3; seed 001).
+    """Saliency-map Mask Metric (the paper's SMM, docs/ARCHITECTURE.md section 7; seed 001).
 
     ``s = minmax(upsample_bilinear(saliency, mask.shape))`` in [0, 1] (a constant map becomes all
     zeros), ``S = {p : s_p > threshold}``, and ``SMM = |S ∩ M| / |S ∪ M|`` (Jaccard index).

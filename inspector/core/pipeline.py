@@ -2,7 +2,7 @@
 
 ``explain_one`` is the only place where a saliency map of one image is made: the CLI
 (``explain``, ``evaluate``), the GUI's render path, batch export, the compare view and the study
-figures all call it, so they cannot drift apart (docs/ARCHITECTURE.md, "Data flow").
+figures all call it, so they cannot drift apart (docs/ARCHITECTURE.md section 2).
 
 Masks have one alignment, :func:`align_mask`: a mask belongs to its image, so a mask whose size
 differs from the image's is refused with both sizes named (never stretched), and an accepted mask

@@ -290,7 +290,7 @@ def test_output_softmax_makes_probabilities():
 # ----------------------------------------------------------------------------------------
 # Sizes and invalid configs
 # ----------------------------------------------------------------------------------------
-# (depth, heads, hidden, pos_encoding, residual, layernorm) from MISSION.md section 1.
+# (depth, heads, hidden, pos_encoding, residual, layernorm) from docs/ARCHITECTURE.md section 5.
 _PAPER = {
     "baseline": (4, 4, 8, "sincos", True, True),
     "pos-learned": (4, 4, 8, "learned", True, True),

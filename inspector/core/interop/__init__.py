@@ -5,7 +5,7 @@ One entry point, :func:`open_checkpoint`, accepts
 * our own format (delegated to :func:`inspector.core.checkpoint.load_checkpoint`);
 * timm ``VisionTransformer`` / DeiT (distilled too), torchvision ``vit_*``, Hugging Face
   ``ViTForImageClassification`` / ``ViTModel`` (and DeiT), and the seed paper's layout
-  (MISSION.md section 1),
+  (docs/ARCHITECTURE.md section 5),
 
 as ``.pth .pt .bin .ckpt`` (``torch.save``) or ``.safetensors`` files, plain or wrapped under
 ``model`` / ``state_dict`` / ``module.`` (see :mod:`.detect`). Imported weights go into our one

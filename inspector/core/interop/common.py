@@ -35,7 +35,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # ViT-Ti 192/3, ViT-S 384/6, ViT-B 768/12, ViT-L 1024/16, ViT-H 1280/16.
 STANDARD_HEADS: dict[int, int] = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}
 
-# The seed paper's 10 Tiny ImageNet classes, labels 0-9 (MISSION.md section 1).
+# The seed paper's 10 Tiny ImageNet classes, labels 0-9 (docs/ARCHITECTURE.md section 5).
 PAPER_CLASSES: tuple[str, ...] = (
     "goldfish",
     "European fire salamander",

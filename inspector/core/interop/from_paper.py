@@ -1,4 +1,4 @@
-"""The seed paper's checkpoints (MISSION.md section 1) -> our ViT.
+"""The seed paper's checkpoints (docs/ARCHITECTURE.md section 5) -> our ViT.
 
 Their model: ``x = [class_token; linear_embedding(patches)] + positional_embedding``; per
 block ``x = x + MHSA(norm1(x))``, ``x = x + MLP(norm2(x))`` (sums dropped without residuals,

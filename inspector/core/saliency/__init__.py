@@ -1,6 +1,6 @@
 """Saliency maps as pure functions of captured attention (and its gradients).
 
-Notation (docs/ARCHITECTURE.md, "Saliency"): per layer ``l`` the attention probabilities
+Notation (docs/ARCHITECTURE.md section 6): per layer ``l`` the attention probabilities
 ``A_l`` have shape ``[heads, T, T]`` (rows sum to 1); token 0 is the class token, the first
 ``num_prefix_tokens`` tokens are prefix tokens (class, then DeiT's distillation token), the
 rest is the patch grid in row-major order. Every function takes the stacked attention ``attn``

@@ -24,7 +24,7 @@ def attention_map(
     """Raw attention of one layer and one head (or the heads fused) for one query token.
 
     ``map = A_l[h, q, prefix:]`` or ``fuse_h(A_l)[q, prefix:]``, reshaped to the grid
-    (MISSION.md section 2, "raw attention of any (layer, head)").
+    (docs/ARCHITECTURE.md section 6, "raw attention of any (layer, head)").
 
     Args:
         attn: ``[L, heads, T, T]`` attention probabilities.

@@ -42,7 +42,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-# The paper's Table (Tiny ImageNet, 10 classes; MISSION.md section 1), same columns.
+# The paper's Table (Tiny ImageNet, 10 classes; docs/ARCHITECTURE.md section 5), same columns.
 PAPER_RESULTS: dict[str, tuple[float, ...]] = {
     "baseline": (0.476, 0.328, 0.317, 0.367, 0.312, 0.766, 0.025),
     "pos-learned": (0.536, 0.390, 0.365, 0.384, 0.376, 0.802, 0.065),

@@ -1,4 +1,4 @@
-"""The paper's 14-model ablation study as one resumable job (MISSION.md section 1).
+"""The paper's 14-model ablation study as one resumable job (docs/ARCHITECTURE.md section 5).
 
 ``run_study`` trains every requested preset for every seed with the paper's hyper-parameters
 (:class:`~inspector.core.config.TrainConfig` defaults), each in ``DIR/runs/<preset>/seed-<s>/``

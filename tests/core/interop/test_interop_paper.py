@@ -1,4 +1,4 @@
-"""The seed paper's checkpoint layout (MISSION.md section 1) against a direct float64
+"""The seed paper's checkpoint layout (docs/ARCHITECTURE.md section 5) against a direct float64
 re-implementation of the authors' architecture written here, independent of our model."""
 
 from __future__ import annotations
