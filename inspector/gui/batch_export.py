@@ -113,48 +113,37 @@ class _BatchWorker(QObject):
             self.done.emit(result)
 
     def _export_one(self, item: BatchItem) -> list[Path]:
-        from inspector.core.explain import capture_image, load_image, prepare_mask
+        from inspector.core.explain import load_image
         from inspector.core.imageio import read_mask
-        from inspector.core.metrics import smm
-        from inspector.core.postprocess import overlay
+        from inspector.core.pipeline import explain_one
 
         s, loaded = self.settings, self.loaded
         prepared = load_image(item.source, loaded)
-        cap = capture_image(loaded, prepared)
-        if s.map.needs_gradients:
-            cap.gradients(cap.resolve_class(s.map.class_index))
-        display = prepared.display
-        _grid, full = _saliency(cap, s, display.shape[0])
-        rgb = (
-            overlay(display, full, cmap=s.colormap, opacity=s.opacity)
-            if s.show_overlay
-            else display
-        )
         mask_file = item.source.with_name(f"{item.source.stem}_mask.png")
-        score = None
-        if mask_file.is_file():
-            score = smm(full, prepare_mask(read_mask(mask_file), loaded), s.smm_threshold)
-        c = cap.predicted_class
+        mask = read_mask(mask_file) if mask_file.is_file() else None
+        # The core's one per-image pipeline: the same mask alignment (and refusal of a mask of
+        # another size) as the CLI and the window.
+        result = explain_one(
+            loaded,
+            prepared,
+            s.explain_settings(),
+            mask=mask,
+            mask_source=str(mask_file) if mask is not None else None,
+        )
+        c = result.capture.predicted_class
         meta = {
             "settings": s.to_metadata(),
             "checkpoint": self.checkpoint,
             "image": str(item.source),
-            "mask": str(mask_file) if score is not None or mask_file.is_file() else None,
-            "smm": score,
+            "mask": str(mask_file) if mask is not None else None,
+            "smm": result.smm,
             "predicted_class": c,
             "predicted_name": loaded.class_names[c],
-            "probability": float(cap.probabilities[c]),
+            "probability": float(result.capture.probabilities[c]),
+            "flags": result.flags,
             "batch": True,
         }
-        return export_overlay(item.png, rgb, full, meta, overwrite=self.overwrite)
-
-
-def _saliency(cap: Any, s: ViewSettings, size: int):
-    from inspector.core.explain import saliency_image
-
-    return saliency_image(
-        cap, s.map, image_size=size, patch_size=size // cap.grid_size[0], smoothing=s.smoothing
-    )
+        return export_overlay(item.png, result.overlay, result.full, meta, overwrite=self.overwrite)
 
 
 class BatchExport(QObject):

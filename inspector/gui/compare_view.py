@@ -121,9 +121,8 @@ class _Request:
 
 def _compute(req: _Request) -> tuple[int, int, list[CellResult]]:
     """The worker job: load, prepare and capture as needed, then map, overlay and SMM."""
-    from inspector.core.explain import capture_image, open_model, prepare, saliency_image
-    from inspector.core.metrics import smm
-    from inspector.core.postprocess import overlay
+    from inspector.core.explain import capture_image, open_model, prepare
+    from inspector.core.pipeline import ExplainSettings, explain_one
 
     results = []
     for entry in req.entries:
@@ -143,22 +142,32 @@ def _compute(req: _Request) -> tuple[int, int, list[CellResult]]:
                 entry.image_gen = req.image_gen
                 entry.captures_made += 1
             cap, display = entry.capture, entry.prepared.display
-            ((idx, prob),) = cap.top_k(1)
-            res.class_index, res.probability = idx, prob
-            names = loaded.class_names
-            res.class_name = names[idx] if 0 <= idx < len(names) else f"class {idx}"
-            cfg = loaded.checkpoint.config
-            res.grid, res.map01 = saliency_image(
-                cap,
-                req.settings,
-                image_size=display.shape[0],
-                patch_size=cfg.patch_size,
-                smoothing=req.smoothing,
+            # The window's mask is in its display geometry: it applies where this model sees
+            # the same pixels (same input size and crop); elsewhere the cell has no SMM.
+            same = req.mask is not None and req.mask.shape == display.shape[:2]
+            mask = req.mask if same else None
+            result = explain_one(
+                loaded,
+                entry.prepared,
+                ExplainSettings(
+                    map=req.settings,
+                    smoothing=req.smoothing,
+                    threshold=req.threshold,
+                    colormap=req.cmap,
+                    opacity=req.opacity,
+                ),
+                mask=mask,
+                aligned=True,
+                capture=cap,
+                top_k=1,
             )
-            res.overlay = overlay(display, res.map01, cmap=req.cmap, opacity=req.opacity)
-            if req.mask is not None:
+            (top,) = result.predictions
+            res.class_index, res.probability = top["class"], top["probability"]
+            res.class_name = top["name"]
+            res.grid, res.map01, res.overlay = result.grid, result.full, result.overlay
+            if mask is not None:
                 res.has_mask = True
-                res.smm = smm(res.map01, req.mask, req.threshold)
+                res.smm = result.smm
         except Exception as exc:  # noqa: BLE001 - one broken model must not hide the others
             if entry.loaded is None:
                 entry.error = str(exc) or type(exc).__name__  # do not retry a broken file

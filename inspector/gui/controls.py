@@ -27,8 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.core.pipeline import ExplainSettings
 from inspector.core.postprocess import COLORMAPS
-from inspector.core.saliency import AGGREGATIONS, FUSIONS, METHODS, MapSettings
+from inspector.core.saliency import AGGREGATIONS, FUSIONS, METHODS, TARGETS, MapSettings, registry
 
 from .layout import row
 
@@ -36,30 +37,29 @@ __all__ = ["ControlsPanel", "ViewSettings", "SMOOTHINGS"]
 
 SMOOTHINGS: tuple[str, ...] = ("none", "paper")
 
-METHOD_LABELS = {
-    "attention": "Raw attention (layer / head)",
-    "rollout": "Attention rollout",
-    "grad-rollout": "Gradient rollout",
-    "relevance": "Relevance (Chefer et al.)",
-    "cls-attention": "Last-layer CLS attention",
-}
-METHOD_TIPS = {
-    "attention": "One layer's attention row of the query token, one head or the heads fused.",
-    "rollout": "Abnar & Zuidema 2020: fuse heads, discard the weakest entries, add the "
-    "identity, normalise rows, multiply the layers.",
-    "grad-rollout": "Rollout of mean_h(A ⊙ ∂y_c/∂A)⁺: class-specific (vit-explain).",
-    "relevance": "Chefer, Gur & Wolf 2021b: R ← R + mean_h((∇A ⊙ A)⁺) R. Class-specific.",
-    "cls-attention": "Seed 003: last block, class token's attention per head, aggregated by "
-    "mean, max or mean/std.",
-}
+# Method names, labels and tooltips come from the core's registry (one place for method
+# metadata); these views of it are what menus and combo boxes need.
+METHOD_LABELS = {m.name: m.label for m in registry.methods()}
+METHOD_TIPS = {m.name: m.description for m in registry.methods()}
 SMOOTHING_LABELS = {"none": "None (bilinear)", "paper": "Median + Gaussian (seed 003)"}
-# Which controls matter for which method (the others are greyed out).
-_USES = {
-    "attention": {"fusion", "layer", "head", "query"},
-    "rollout": {"fusion", "discard", "start", "query", "legacy"},
-    "grad-rollout": {"discard", "start", "query", "legacy", "class"},
-    "relevance": {"start", "query", "class"},
-    "cls-attention": {"aggregation"},
+TARGET_LABELS = {
+    "logit": "logit",
+    "probability": "probability (vit-explain)",
+    "log-probability": "log-probability",
+}
+# Each control and the MapSettings field it sets: a control is enabled when the method
+# reads that field (MethodInfo.uses).
+_FIELDS = {
+    "fusion": "fusion",
+    "discard": "discard_ratio",
+    "layer": "layer",
+    "head": "head",
+    "start": "start_layer",
+    "query": "query",
+    "legacy": "legacy_normalisation",
+    "aggregation": "aggregation",
+    "class": "class_index",
+    "target": "target",
 }
 
 
@@ -78,7 +78,7 @@ class ViewSettings:
 
     map: MapSettings = field(default_factory=MapSettings)
     smoothing: str = "none"
-    colormap: str = "jet"
+    colormap: str = "viridis"
     opacity: float = 0.5
     show_overlay: bool = True
     smm_threshold: float = 0.3
@@ -86,10 +86,21 @@ class ViewSettings:
     def replace(self, **changes: Any) -> ViewSettings:
         return dataclasses.replace(self, **changes)
 
+    def explain_settings(self) -> ExplainSettings:
+        """The core pipeline's settings for what the user sees."""
+        return ExplainSettings(
+            map=self.map,
+            smoothing=self.smoothing,
+            threshold=self.smm_threshold,
+            colormap=self.colormap,
+            opacity=self.opacity,
+            show_overlay=self.show_overlay,
+        )
+
     def to_metadata(self) -> dict[str, Any]:
-        """Every setting as plain values (for PNG metadata and file names)."""
+        """The settings the method uses and the display's, as plain values (PNG metadata)."""
         return {
-            **self.map.to_dict(),
+            **self.map.used_dict(),
             "smoothing": self.smoothing,
             "colormap": self.colormap,
             "opacity": self.opacity,
@@ -129,7 +140,7 @@ class ControlsPanel(QWidget):
         for i, m in enumerate(METHODS):
             self.method.addItem(METHOD_LABELS.get(m, m), m)
             self.method.setItemData(i, METHOD_TIPS.get(m, ""), Qt.ItemDataRole.ToolTipRole)
-        self.method.setToolTip("Saliency method (1–5)")
+        self.method.setToolTip(f"Saliency method (Ctrl+1–{min(9, len(METHODS))})")
         self.fusion = QComboBox()
         self.fusion.addItems(list(FUSIONS))
         self.fusion.setToolTip(
@@ -173,6 +184,15 @@ class ControlsPanel(QWidget):
             "Target class of gradient methods: choose it in the predictions panel"
         )
 
+        self.target = QComboBox()
+        for name in TARGETS:
+            self.target.addItem(TARGET_LABELS.get(name, name), name)
+        self.target.setToolTip(
+            "The score gradient methods differentiate: the logit (for a model ending in a "
+            "softmax, the input to it; never saturates), the probability (vit-explain's and "
+            "the paper's maps) or the log-probability"
+        )
+
         # ---- display --------------------------------------------------------------------
         self.smoothing = QComboBox()
         for s in SMOOTHINGS:
@@ -207,6 +227,7 @@ class ControlsPanel(QWidget):
         form.addRow("Start layer", self.start_layer)
         form.addRow("Query", row(self.query_label, self.query_reset))
         form.addRow("Target", self.class_label)
+        form.addRow("Gradient of", self.target)
         form.addRow(self.legacy)
         display_box = QGroupBox("Display")
         dform = QFormLayout(display_box)
@@ -225,7 +246,14 @@ class ControlsPanel(QWidget):
             spin.setRange(0, 0)  # bounded by the model once one is open
         self.head.setRange(-1, -1)
         self.apply(ViewSettings())
-        for w in (self.method, self.fusion, self.aggregation, self.smoothing, self.colormap):
+        for w in (
+            self.method,
+            self.fusion,
+            self.aggregation,
+            self.target,
+            self.smoothing,
+            self.colormap,
+        ):
             w.currentIndexChanged.connect(self._emit)
         for w in (self.discard, self.opacity, self.layer, self.head, self.start_layer):
             w.valueChanged.connect(self._emit)
@@ -248,6 +276,7 @@ class ControlsPanel(QWidget):
             legacy_normalisation=self.legacy.isChecked(),
             class_index=self._class_index,
             aggregation=self.aggregation.currentData(),
+            target=self.target.currentData(),
         )
         return ViewSettings(
             map=ms,
@@ -266,6 +295,7 @@ class ControlsPanel(QWidget):
             self.method.setCurrentIndex(max(0, self.method.findData(m.method)))
             self.fusion.setCurrentText(m.fusion)
             self.aggregation.setCurrentIndex(max(0, self.aggregation.findData(m.aggregation)))
+            self.target.setCurrentIndex(max(0, self.target.findData(m.target)))
             self.discard.setValue(round(m.discard_ratio * 100))
             if m.layer >= 0:
                 self.layer.setValue(m.layer)
@@ -356,7 +386,7 @@ class ControlsPanel(QWidget):
             else f"patch ({q[0]}, {q[1]})"
         )
         method = self.method.currentData()
-        uses = _USES.get(method, set())
+        uses = {key for key, name in _FIELDS.items() if name in registry.get(method).uses}
         for key, widget in (
             ("fusion", self.fusion),
             ("discard", self.discard),
@@ -367,6 +397,7 @@ class ControlsPanel(QWidget):
             ("legacy", self.legacy),
             ("aggregation", self.aggregation),
             ("class", self.class_label),
+            ("target", self.target),
         ):
             enabled = key in uses
             if key == "fusion" and method == "attention":

@@ -1,14 +1,14 @@
 """The inspector's main window: image + overlay in the centre, panels in docks.
 
-Data flow (ARCHITECTURE.md section 2): opening a checkpoint or an image queues a job on the
+Data flow (docs/ARCHITECTURE.md section 2): opening a checkpoint or an image queues a job on the
 :class:`~inspector.gui.workers.BackgroundRunner` thread (model loading, image preparation and the
 one forward pass, :func:`inspector.core.explain.capture_image`). Results carry a request id and
 stale ones are dropped. Every control change then only schedules a redraw: a zero-millisecond
 single-shot timer coalesces all changes made in one event-loop turn, and the redraw computes the
-map from the cached :class:`~inspector.core.capture.Capture` with the *newest* settings
-(:func:`inspector.core.explain.saliency_image`) and blends it with
-:func:`inspector.core.postprocess.overlay`. The model runs again only for the gradients of a
-class-specific method, once per class, in the worker.
+map from the cached :class:`~inspector.core.capture.Capture` with the *newest* settings through
+the core's one per-image pipeline (:func:`inspector.core.pipeline.explain_one`: map, overlay,
+SMM, degenerate-map notices). The model runs again only for the gradients of a class-specific
+method, once per (class, target), in the worker.
 """
 
 from __future__ import annotations
@@ -44,13 +44,11 @@ from inspector.core.explain import (
     explorer_maps,
     load_image,
     open_model,
-    prepare_mask,
-    saliency_image,
 )
 from inspector.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
 from inspector.core.load_options import LoadOptions, needs_heads
 from inspector.core.metrics import smm
-from inspector.core.postprocess import overlay
+from inspector.core.pipeline import align_mask, explain_one
 
 from .attention_grid import AttentionGrid
 from .batch_export import BatchExport, existing_targets, plan_batch
@@ -119,6 +117,7 @@ class MainWindow(QMainWindow):
         self.image_path: Path | None = None
         self.mask_original: np.ndarray | None = None  # (H, W) bool, original image geometry
         self.mask: np.ndarray | None = None  # (S, S) bool, display geometry
+        self.map_flags: list[str] = []  # degenerate-map notices of the last render
         self.mask_path: Path | None = None
         self.last_render: RenderResult | None = None
         self.render_count = 0
@@ -387,25 +386,28 @@ class MainWindow(QMainWindow):
             except ValueError as exc:
                 self.show_error(user_message(exc))
                 return
-            if not cap.has_gradients(c):
-                self._request_gradients(cap, c)
+            if not cap.has_gradients(c, s.map.target):
+                self._request_gradients(cap, c, s.map.target)
                 return
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            grid, full = saliency_image(
-                cap,
-                s.map,
-                image_size=base.shape[0],
-                patch_size=base.shape[0] // cap.grid_size[0],
-                smoothing=s.smoothing,
+            # The core's one per-image pipeline, on the cached capture: the same numbers as
+            # `vit-inspector explain` for the same image, mask and settings.
+            result = explain_one(
+                self.loaded,
+                self.image,
+                s.explain_settings(),
+                mask=self.mask,
+                aligned=True,
+                capture=cap,
             )
-            rgb = (
-                overlay(base, full, cmap=s.colormap, opacity=s.opacity) if s.show_overlay else base
-            )
-            score = smm(full, self.mask, s.smm_threshold) if self.mask is not None else None
+            grid, full, rgb, score = result.grid, result.full, result.overlay, result.smm
         except Exception as exc:  # noqa: BLE001 - a bad setting must not kill the window
             self.show_error(f"Cannot compute the map: {user_message(exc)}")
             return
+        self.map_flags = result.flags
+        if result.flags:
+            self.statusBar().showMessage("Notice: " + "; ".join(result.flags))
         elapsed = (time.perf_counter() - t0) * 1000
         cpu = (time.process_time() - c0) * 1000
         self._show(RenderResult(s, grid, full, rgb, score, elapsed, cpu))
@@ -494,14 +496,22 @@ class MainWindow(QMainWindow):
             "settings": r.settings.to_metadata() if r else {},
             "checkpoint": str(self.loaded.path) if self.loaded and self.loaded.path else None,
             "image": str(self.image_path) if self.image_path else None,
-            "mask": str(self.mask_path) if self.mask_path else None,
+            # The mask's source: its file, or a mask drawn in the app (brush, box, Mask R-CNN).
+            "mask": str(self.mask_path)
+            if self.mask_path
+            else ("drawn in the app" if self.mask is not None else None),
             "smm": r.smm if r else None,
+            "flags": list(self.map_flags),
         }
         if self.capture is not None and self.loaded is not None:
             c = self.capture.predicted_class
             meta["predicted_class"] = c
             meta["predicted_name"] = self.loaded.class_names[c]
             meta["probability"] = float(self.capture.probabilities[c])
+            if r is not None and r.settings.map.needs_gradients:
+                target = self.capture.resolve_class(r.settings.map.class_index)
+                meta["target_class"] = target
+                meta["target_name"] = self.loaded.class_names[target]
         return meta
 
     def _export_dialog(self) -> None:
@@ -714,12 +724,14 @@ class MainWindow(QMainWindow):
         self._jobs[rid] = "image"
         return rid
 
-    def _request_gradients(self, cap: Capture, c: int) -> None:
-        if c in self._gradients_pending:
+    def _request_gradients(self, cap: Capture, c: int, target: str = "logit") -> None:
+        if (c, target) in self._gradients_pending:
             return
-        self._gradients_pending.add(c)
-        self.statusBar().showMessage(f"Computing gradients for class {c}…")
-        rid = self.runner.submit(lambda: (cap, c, cap.gradients(c)), channel=f"grad{c}")
+        self._gradients_pending.add((c, target))
+        self.statusBar().showMessage(f"Computing gradients of the {target} of class {c}…")
+        rid = self.runner.submit(
+            lambda: (cap, (c, target), cap.gradients(c, target)), channel=f"grad{c}{target}"
+        )
         self._jobs[rid] = "gradients"
 
     def _on_job_finished(self, rid: int, result: object) -> None:
@@ -874,7 +886,7 @@ class MainWindow(QMainWindow):
         if self.mask_original is None:
             self.mask = None
         elif self.loaded is not None and self.image is not None:
-            self.mask = prepare_mask(self.mask_original, self.loaded)
+            self.mask = align_mask(self.mask_original, self._original_shape(), self.loaded)
         else:
             self.mask = self.mask_original
         self.image_view.set_mask(self.mask)
