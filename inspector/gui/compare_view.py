@@ -485,15 +485,18 @@ class CompareView(QWidget):
 
     def _update_header(self) -> None:
         s = self._settings
-        parts = [f"method {s.method}"]
-        if s.method in ("attention", "rollout"):
+        parts = [f"method {s.info.label}"]
+        if s.uses("fusion") and not (s.uses("head") and s.head is not None):
             parts.append(f"fusion {s.fusion}")
-        if s.method in ("rollout", "grad-rollout"):
+        if s.uses("discard_ratio"):
             parts.append(f"discard {s.discard_ratio:.2f}")
-        if s.method == "attention":
+        if s.uses("layer"):
             parts.append(f"layer {s.layer}" + ("" if s.head is None else f" head {s.head}"))
-        if s.method == "cls-attention":
+        if s.uses("aggregation"):
             parts.append(f"aggregation {s.aggregation}")
+        if s.needs_gradients:
+            target = "predicted class" if s.class_index is None else f"class {s.class_index}"
+            parts.append(f"target {target} ({s.target})")
         parts.append(f"smoothing {self._smoothing}")
         parts.append(f"SMM threshold {self._threshold:.2f}")
         self.header.setText(f"{len(self._entries)} model(s) · " + " · ".join(parts))

@@ -28,22 +28,24 @@ def suggested_name(image_path: Path | None, settings: ViewSettings) -> str:
     ``cat_rollout_max_d0.90.png`` or ``cat_attention_L3_h2_q12.png``."""
     m = settings.map
     parts = [image_path.stem if image_path else "overlay", m.method]
-    fused = m.method == "rollout" or (m.method == "attention" and m.head is None)
-    if fused:
+    # Only the settings the method reads (the registry says which) name the file.
+    if m.uses("fusion") and not (m.uses("head") and m.head is not None):
         parts.append(m.fusion)
-    if m.method in ("rollout", "grad-rollout"):
+    if m.uses("discard_ratio"):
         parts.append(f"d{m.discard_ratio:.2f}")
-    if m.method == "attention":
+    if m.uses("layer"):
         parts.append(f"L{m.layer}")
-        if m.head is not None:
-            parts.append(f"h{m.head}")
-    if m.method == "cls-attention":
+    if m.uses("head") and m.head is not None:
+        parts.append(f"h{m.head}")
+    if m.uses("aggregation"):
         parts.append(m.aggregation)
-    if m.method != "cls-attention" and m.query != 0:
+    if m.uses("query") and m.query != 0:
         parts.append(f"q{m.query}")
-    if m.class_index is not None and m.method in ("grad-rollout", "relevance"):
+    if m.uses("class_index") and m.class_index is not None:
         parts.append(f"c{m.class_index}")
-    if m.start_layer:
+    if m.uses("target") and m.target != "logit":
+        parts.append(m.target)
+    if m.uses("start_layer") and m.start_layer:
         parts.append(f"s{m.start_layer}")
     if settings.smoothing != "none":
         parts.append(settings.smoothing)

@@ -933,7 +933,7 @@ class MainWindow(QMainWindow):
         s = self.image.display.shape
         r, c = min(rows - 1, y * rows // s[0]), min(cols - 1, x * cols // s[1])
         q = self.capture.num_prefix_tokens + r * cols + c
-        if self.controls.method.currentData() == "cls-attention":
+        if not self.controls.settings().map.uses("query"):  # e.g. last-layer CLS attention
             self.controls.set_method("attention")
         self.controls.set_query(q)
         self.statusBar().showMessage(f"Query: patch ({r}, {c}), token {q}. Esc: class token", 5000)
@@ -952,9 +952,9 @@ class MainWindow(QMainWindow):
             self.controls.set_class_index(None)
             return
         self.controls.set_class_index(c, self.loaded.class_names[c])
-        if self.controls.method.currentData() not in ("grad-rollout", "relevance"):
+        if not self.controls.settings().map.needs_gradients:
             self.statusBar().showMessage(
-                f"Target {self.loaded.class_names[c]}: used by gradient rollout and relevance", 5000
+                f"Target {self.loaded.class_names[c]}: used by the gradient methods", 5000
             )
 
     def _on_explorer_clicked(self, layer: int, column: str, head: int) -> None:
