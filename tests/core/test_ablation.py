@@ -24,10 +24,10 @@ from sklearn.metrics import (
 
 from inspector.core.capture import capture
 from inspector.core.checkpoint import CheckpointError, load_checkpoint
-from inspector.core.explain import from_checkpoint, saliency_image
+from inspector.core.explain import from_checkpoint
 from inspector.core.export import read_png_metadata
 from inspector.core.metrics import smm
-from inspector.core.postprocess import overlay
+from inspector.core.postprocess import normalise, overlay, upsample
 from inspector.core.saliency import MapSettings, compute_map
 from inspector.core.study import AblationError, StudySpec, format_cell, run_dir, run_study
 from inspector.core.study.figures import figure_indices, saliency_figure
@@ -198,7 +198,7 @@ def test_figures_show_each_model_on_the_same_images(study):
     display = test.images[idx[2]].permute(1, 2, 0).numpy()
     x = (torch.from_numpy(display).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.5
     cap = capture(loaded.model, x)
-    _, full = saliency_image(cap, spec.map_settings(), image_size=64, patch_size=8)
+    full = normalise(upsample(compute_map(cap, settings=spec.map_settings()), (64, 64)))
     cell = np.kron(overlay(display, full), np.ones((2, 2, 1), dtype=np.uint8))  # 128 px
     # Layout of saliency_figure: 120 px labels, 40 px header, 128 px cells + 16 + 6 px.
     y, x0 = 40 + 2 * (128 + 16 + 6), 120 + 2 * (128 + 6)

@@ -117,16 +117,10 @@ def test_settings_recompute_from_cached_capture(view, qtbot, models, image):
     for ratio in (0.1, 0.3, 0.5, 0.7, 0.0):
         view.set_settings(MapSettings(method="rollout", discard_ratio=ratio), "paper")
     assert view.wait_idle()
-    from inspector.core.explain import saliency_image
+    from inspector.core.saliency import compute_map
 
     e = view._entries[0]
-    grid, _ = saliency_image(
-        e.capture,
-        MapSettings(method="rollout", discard_ratio=0.0),
-        image_size=S,
-        patch_size=8,
-        smoothing="paper",
-    )
+    grid = compute_map(e.capture, settings=MapSettings(method="rollout", discard_ratio=0.0))
     np.testing.assert_array_equal(view.results()[0].grid, grid)
 
 

@@ -216,10 +216,11 @@ def test_drop_checkpoint_image_and_mask(qtbot, window, files):
     assert window.wait_until_idle(20_000)
     assert window.loaded is not None and window.image_path == files["img1"]
     # The dropped mask (not the image's own) is used: it is img0's mask in display geometry.
-    from inspector.core.explain import prepare_mask
     from inspector.core.imageio import read_mask
+    from inspector.core.preprocess import align_mask
 
-    expected = prepare_mask(read_mask(files["mask0"]), window.loaded)
+    m0 = read_mask(files["mask0"])
+    expected = align_mask(m0, m0.shape, window.loaded.checkpoint.preprocess)
     np.testing.assert_array_equal(window.mask, expected)
 
 

@@ -26,13 +26,13 @@ from inspector.core.explain import (  # noqa: E402
     capture_image,
     load_image,
     open_model,
-    prepare_mask,
 )
 from inspector.core.export import read_png_metadata  # noqa: E402
 from inspector.core.imageio import read_mask  # noqa: E402
 from inspector.core.metrics import smm  # noqa: E402
 from inspector.core.model import VisionTransformer  # noqa: E402
 from inspector.core.postprocess import normalise, overlay, upsample  # noqa: E402
+from inspector.core.preprocess import align_mask  # noqa: E402
 from inspector.core.saliency import compute_map  # noqa: E402
 from inspector.gui.batch_export import BatchExport, plan_batch  # noqa: E402
 from inspector.gui.export_dialog import ExportError  # noqa: E402
@@ -163,7 +163,8 @@ def test_batch_export_of_a_folder(qtbot, window, files, tmp_path):
         meta = read_png_metadata(png)
         assert meta["settings"]["discard_ratio"] == pytest.approx(0.60)
         assert meta["image"] == str(image) and meta["checkpoint"] == str(files["ckpt"])
-        mask = prepare_mask(read_mask(files[f"mask{i}"]), open_model(files["ckpt"]))
+        m = read_mask(files[f"mask{i}"])
+        mask = align_mask(m, m.shape, open_model(files["ckpt"]).checkpoint.preprocess)
         assert meta["smm"] == pytest.approx(smm(ref, mask, s.smm_threshold), abs=1e-6)
     # Never overwrite silently: a second run refuses and leaves the files as they were.
     first = (out / "img0_rollout_max_d0.60.png").read_bytes()
