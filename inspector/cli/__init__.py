@@ -16,6 +16,7 @@ from .convert import add_convert
 from .errors import EXIT_USAGE, user_errors
 from .evaluate import add_evaluate
 from .explain import add_explain
+from .sanity import add_sanity
 from .train import add_train
 
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate(sub)
     add_ablate(sub)
     add_convert(sub)
+    add_sanity(sub)
     return parser
 
 

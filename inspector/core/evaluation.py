@@ -22,7 +22,9 @@ from .capture import capture_batch, compute_gradients
 from .data.types import ImageDataset
 from .explain import LoadedModel, PreparedImage, Smoothing
 from .export import save_json, save_text
+from .metrics import pointing_tolerance as pointing_tolerance_px
 from .metrics_faithfulness import deletion_insertion
+from .metrics_segmentation import SegmentationAccumulator
 from .pipeline import ExplainSettings, explain_one
 from .preprocess import prepare_image, to_tensor
 from .saliency import MapSettings
@@ -39,6 +41,8 @@ class EvaluationResult:
     settings: dict[str, Any]
     images_per_second: float
     summary: dict[str, Any] = field(default_factory=dict)
+    # method -> Chefer et al.'s scores accumulated over the images with a mask
+    segmentation: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary_markdown(self) -> str:
         s = self.summary
@@ -76,11 +80,30 @@ class EvaluationResult:
                     )
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
             lines.append("")
+            tol = self.settings.get("pointing_tolerance_px")
+            within = "" if tol is None else f"; pointing game within {tol:.2f} px of the mask"
             lines.append(
-                f"SMM threshold {self.settings['threshold']}; mean ± standard deviation "
-                f"over images where the metric is defined."
+                f"SMM threshold {self.settings['threshold']}{within}; mean ± standard "
+                f"deviation over images where the metric is defined."
             )
+        if s.get("segmentation"):
+            lines += ["", _segmentation_markdown(s["segmentation"])]
         return "\n".join(lines)
+
+
+def _segmentation_markdown(segmentation: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "Segmentation (Chefer et al. 2021), accumulated over the dataset:",
+        "",
+        "| method | pixel accuracy | mIoU | mAP | images |",
+        "|---|---|---|---|---|",
+    ]
+    for method, seg in segmentation.items():
+        cells = [
+            "n/a" if seg[k] is None else f"{seg[k]:.4f}" for k in ("pixel_accuracy", "miou", "map")
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {seg['images']} |")
+    return "\n".join(lines)
 
 
 def _stats(values: Sequence[Any]) -> dict[str, Any]:
@@ -103,6 +126,7 @@ def evaluate_saliency(
     threshold: float = 0.3,
     batch_size: int = 64,
     faithfulness_steps: int = 0,
+    pointing_tolerance: float | None = None,
     progress: Progress | None = None,
 ) -> EvaluationResult:
     """Predict every image and score each method's map against the dataset's masks.
@@ -117,6 +141,14 @@ def evaluate_saliency(
         faithfulness_steps: when > 0, also the deletion and insertion AUC of every map (RISE
             protocol, this many steps; ``2 * (steps + 1)`` extra forward passes per image and
             method, batched), which needs no mask.
+        pointing_tolerance: the pointing game's, in pixels of the model's input; None = 15 px
+            at 224 px scaled to the input size (:func:`~inspector.core.metrics.
+            pointing_tolerance`).
+
+    Besides the per-image rows, the summary holds under ``segmentation`` Chefer et al.'s
+    pixel accuracy, mIoU and mAP per method accumulated over the dataset
+    (:mod:`inspector.core.metrics_segmentation`; the per-image ``miou`` column is each image's
+    own, whose mean is not the dataset mIoU).
         progress: ``progress(done, text)`` after each batch.
     """
     cfg = loaded.checkpoint.config
@@ -125,6 +157,12 @@ def evaluate_saliency(
     started = time.perf_counter()
     needs_grads = any(settings.replace(method=m).needs_gradients for m in methods)
     model = loaded.model
+    tolerance = (
+        pointing_tolerance_px((cfg.image_size, cfg.image_size))
+        if pointing_tolerance is None
+        else float(pointing_tolerance)
+    )
+    segmentation = {m: SegmentationAccumulator() for m in methods}
 
     def predict(batch: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, K) probabilities
         out = model(batch.to(loaded.device)).float().cpu()
@@ -159,6 +197,7 @@ def evaluate_saliency(
                         map=settings.replace(method=method),
                         smoothing=smoothing,
                         threshold=threshold,
+                        pointing_tolerance=tolerance,
                         show_overlay=False,
                     ),
                     mask=mask,
@@ -167,6 +206,7 @@ def evaluate_saliency(
                 if result.metrics is not None:
                     for key, value in result.metrics.items():
                         row[f"{method}/{key}"] = value
+                    segmentation[method].add(result.full, result.mask)
                 if faithfulness_steps:
                     auc = deletion_insertion(
                         predict,
@@ -189,9 +229,11 @@ def evaluate_saliency(
             **settings.to_dict(),
             "smoothing": smoothing,
             "threshold": threshold,
+            "pointing_tolerance_px": tolerance,
             "methods": list(methods),
         },
         images_per_second=len(data) / max(seconds, 1e-9),
+        segmentation={m: acc.result().to_dict() for m, acc in segmentation.items() if acc.images},
     )
     result.summary = _summarise(result)
     return result
@@ -205,6 +247,7 @@ def _summarise(result: EvaluationResult) -> dict[str, Any]:
         "images_per_second": result.images_per_second,
         "settings": result.settings,
         "methods": {},
+        "segmentation": result.segmentation,
     }
     for method in result.methods:
         keys = sorted({k.split("/", 1)[1] for r in rows for k in r if k.startswith(method + "/")})

@@ -20,9 +20,7 @@ from .checkpoint import Checkpoint
 from .imageio import read_image
 from .load_options import LoadOptions
 from .model import VisionTransformer
-from .postprocess import full_map
-from .preprocess import align_mask, prepare_image, to_tensor
-from .saliency import MapSettings, compute_map
+from .preprocess import prepare_image, to_tensor
 
 Smoothing = Literal["none", "paper"]
 
@@ -111,36 +109,9 @@ def capture_image(loaded: LoadedModel, image: PreparedImage) -> Capture:
     return capture(loaded.model, image.tensor, device=loaded.device)
 
 
-def saliency_image(
-    cap: Capture,
-    settings: MapSettings,
-    *,
-    image_size: int,
-    patch_size: int,
-    smoothing: Smoothing = "none",
-) -> tuple[np.ndarray, np.ndarray]:
-    """The patch-grid map and the map at image resolution, both float32 in [0, 1].
-
-    Kept for the head/layer explorer's callers; one image's whole explanation (map, overlay,
-    metrics, metadata) is :func:`inspector.core.pipeline.explain_one`.
-    """
-    grid = compute_map(cap, settings=settings)
-    return grid, full_map(grid, image_size, patch_size, smoothing)
-
-
 # --------------------------------------------------------------------------------------------
 # Added for the desktop inspector (gui): masks in display coordinates, the head/layer explorer.
 # --------------------------------------------------------------------------------------------
-def prepare_mask(mask: np.ndarray, loaded: LoadedModel) -> np.ndarray:
-    """A mask of the original image brought to the model's input geometry, ``(S, S)`` bool,
-    without the size check of :func:`inspector.core.pipeline.align_mask` (its callers have
-    checked the size against their image)."""
-    m = np.asarray(mask)
-    if m.ndim != 2:
-        raise ValueError(f"mask must be (H, W), got shape {m.shape}")
-    return align_mask(m, m.shape, loaded.checkpoint.preprocess)
-
-
 @dataclass
 class ExplorerMaps:
     """Everything the head/layer explorer draws for one query token.

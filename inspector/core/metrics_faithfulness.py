@@ -23,6 +23,7 @@ from inspector.core.postprocess import is_constant
 __all__ = [
     "deletion_insertion",
     "randomisation_order",
+    "reinitialise",
     "cascading_randomisation",
 ]
 
@@ -170,6 +171,20 @@ def randomisation_order(model: nn.Module) -> list[tuple[str, list[nn.Module], li
     return steps
 
 
+def reinitialise(model: nn.Module, modules: list[nn.Module], bare: list[str]) -> None:
+    """One step of the cascade, in place: every sub-module of ``modules`` with
+    ``reset_parameters()`` back to PyTorch's default initialisation, and the bare parameters
+    ``bare`` of ``model`` drawn from a truncated normal with std 0.02 (timm's ViT tokens).
+    Draws come from the global torch RNG: fork and seed it around the cascade."""
+    with torch.no_grad():
+        for module in modules:
+            for sub in module.modules():
+                if sub is not model and hasattr(sub, "reset_parameters"):
+                    sub.reset_parameters()
+        for pname in bare:
+            nn.init.trunc_normal_(getattr(model, pname), std=0.02)
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     if a.shape != b.shape:
@@ -219,13 +234,7 @@ def cascading_randomisation(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for name, modules, bare in randomisation_order(work):
-            with torch.no_grad():
-                for module in modules:
-                    for sub in module.modules():
-                        if sub is not work and hasattr(sub, "reset_parameters"):
-                            sub.reset_parameters()
-                for pname in bare:
-                    nn.init.trunc_normal_(getattr(work, pname), std=0.02)
+            reinitialise(work, modules, bare)
             current = np.asarray(map_fn(work, x), dtype=np.float64)
             results.append({"layer_name": name, "spearman": _spearman(reference, current)})
     return results

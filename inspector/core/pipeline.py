@@ -52,6 +52,8 @@ class ExplainSettings:
         colormap: a name in :data:`~inspector.core.postprocess.COLORMAPS`.
         opacity: the overlay's opacity in [0, 1].
         show_overlay: draw the map over the image (False: the image alone).
+        pointing_tolerance: the pointing game's tolerance in pixels of the model's input;
+            None: 15 px at 224 px, scaled (:func:`~inspector.core.metrics.pointing_tolerance`).
     """
 
     map: MapSettings = field(default_factory=MapSettings)
@@ -60,6 +62,7 @@ class ExplainSettings:
     colormap: str = "viridis"
     opacity: float = 0.5
     show_overlay: bool = True
+    pointing_tolerance: float | None = None
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHINGS:
@@ -240,7 +243,7 @@ def explain_one(
         else display
     )
     metrics = (
-        localisation_metrics(full, aligned_mask, settings.threshold)
+        localisation_metrics(full, aligned_mask, settings.threshold, settings.pointing_tolerance)
         if aligned_mask is not None
         else None
     )

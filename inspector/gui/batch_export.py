@@ -1,11 +1,11 @@
 """Batch export: every image of a folder -> overlay PNG (settings in its metadata) + raw ``.npy``.
 
-The job runs on its own ``QThread`` (ARCHITECTURE.md section 3): for each image it calls the same
-core functions the window uses (:func:`inspector.core.explain.load_image`,
-:func:`~inspector.core.explain.capture_image`, :func:`~inspector.core.explain.saliency_image`,
-:func:`inspector.core.postprocess.overlay`, :func:`inspector.core.metrics.smm`) and writes the
-files with :func:`inspector.gui.export_dialog.export_overlay` (atomic, never replacing a file
-unless asked). Cancel is a ``threading.Event`` checked between images.
+The job runs on its own ``QThread`` (docs/ARCHITECTURE.md section 3): for each image it calls
+the core's one per-image pipeline, as the window does (:func:`inspector.core.explain.load_image`,
+:func:`inspector.core.pipeline.explain_one`: map, overlay, SMM with the image's
+``<stem>_mask.png`` aligned like every other mask) and writes the files with
+:func:`inspector.gui.export_dialog.export_overlay` (atomic, never replacing a file unless asked).
+Cancel is a ``threading.Event`` checked between images.
 
 Public API:
 

@@ -76,7 +76,11 @@ TOOL_BUTTONS: tuple[tuple[str, str, str], ...] = (
 
 # (key of localisation_metrics, label, tooltip) in display order.
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("pointing_game", "Pointing game", "Is the map's maximum inside the mask?"),
+    (
+        "pointing_game",
+        "Pointing game",
+        "Is the map's maximum within 15 px (at 224 px, scaled to the image) of the mask?",
+    ),
     ("relevance_mass", "Relevance mass", "Share of the map's total inside the mask"),
     (
         "relevance_rank_accuracy",
@@ -84,7 +88,11 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
         "Share of the |mask| highest map pixels that lie in the mask",
     ),
     ("iou_object", "IoU (object)", "Thresholded map vs mask"),
-    ("map", "mAP", "Mean average precision over object and background"),
+    (
+        "map",
+        "mAP",
+        "Average precision of the object and background channels pooled (Chefer et al.)",
+    ),
     ("mask_fraction", "Mask fraction", "Share of the image covered by the mask"),
 )
 

@@ -111,7 +111,27 @@ def test_segmentation_scores_hand_computed_4x4():
     assert got["miou"] == pytest.approx(1 / 3)
     assert got["ap_object"] == pytest.approx(ap)
     assert got["ap_background"] == pytest.approx(ap)
-    assert got["map"] == pytest.approx(ap)
+    # mAP pools the two one-hot channels (Chefer et al.'s get_ap_scores): one AP over 32
+    # entries. 1 - v / 15 is not exactly (15 - v) / 15 in floating point, so the pooled ties
+    # are not the class ties; the reference is sklearn on the same pooled vectors.
+    s = MAP.ravel() / 15.0
+    pooled = average_precision_score(
+        np.r_[~LEFT.ravel(), LEFT.ravel()].astype(int), np.r_[1.0 - s, s]
+    )
+    assert got["map"] == pytest.approx(pooled, abs=1e-12)
+
+
+def test_segmentation_map_pools_the_two_channels_hand_computed():
+    # s = [0, .25, .5, 1] (exact in binary), mask [F, T, F, T]. Pooled entries, by score:
+    # 1: fg p3 (+), bg p0 (+) | .75: bg p1 (-) | .5: fg p2 (-), bg p2 (+) | .25: fg p1 (+) | 0: -.
+    # Precision / recall at the thresholds: 1 -> (1, 2/4); .5 -> (3/5, 3/4); .25 -> (4/6, 1).
+    # AP = 1/2 * 1 + 1/4 * 3/5 + 1/4 * 4/6 = 49/60, while each class alone has AP 5/6.
+    sal = np.array([[0.0, 0.25, 0.5, 1.0]])
+    mask = np.array([[False, True, False, True]])
+    got = segmentation_scores(sal, mask)
+    assert got["map"] == pytest.approx(49 / 60, abs=1e-12)
+    assert got["ap_object"] == pytest.approx(5 / 6, abs=1e-12)
+    assert got["ap_background"] == pytest.approx(5 / 6, abs=1e-12)
 
 
 def test_empty_mask():
@@ -125,7 +145,11 @@ def test_empty_mask():
     assert m["ap_object"] is None
     assert m["iou_object"] == 0.0  # rows 2-3 predicted, nothing true
     assert m["mask_fraction"] == 0.0
-    assert m["map"] == m["ap_background"]  # mean over the one defined class
+    # Pooled over both channels, mAP stays defined: the background channel holds every positive.
+    up = MAP.ravel() / 15.0
+    assert m["map"] == pytest.approx(
+        average_precision_score(np.r_[np.ones(16), np.zeros(16)], np.r_[1.0 - up, up])
+    )
 
 
 def test_full_mask():
@@ -140,7 +164,10 @@ def test_full_mask():
     assert m["iou_background"] == 0.0
     assert m["iou_object"] == pytest.approx(8 / 16)
     assert m["miou"] == pytest.approx(0.25)
-    assert m["map"] == pytest.approx(1.0)  # every pixel is a positive: AP 1
+    up = MAP.ravel() / 15.0
+    assert m["map"] == pytest.approx(
+        average_precision_score(np.r_[np.zeros(16), np.ones(16)], np.r_[1.0 - up, up])
+    )
 
 
 def test_constant_map():
