@@ -33,3 +33,5 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    # One build cache for the session: the attention kernel compiles once, not once per HOME.
+    monkeypatch.setenv("VIT_INSPECTOR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

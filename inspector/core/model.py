@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fastattn
 from .config import ViTConfig
 
 
@@ -86,7 +87,13 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self._qkv(x)
         p = self.attn_drop.p if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, nh, T, hd)
+        if self.training or not torch.is_grad_enabled():
+            # Training and plain inference: the compiled small-head CPU kernel where it wins,
+            # else SDPA (core/fastattn). Gradients through an eval-mode forward (saliency)
+            # keep SDPA, which also supports double backward.
+            out = fastattn.attention(q, k, v, p)  # (B, nh, T, hd)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, nh, T, hd)
         return self._merge(out)
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
