@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -218,6 +219,7 @@ def study(device: str) -> None:
     for name, seconds in epochs.items():
         print(f"  {name:12s} {seconds:5.2f} s per epoch, ~{seconds * 50:6.1f} s for 50 epochs")
     minutes = sum(epochs.values()) * 50 / 2 / 60
+    print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(
         f"estimated 14-model study, one seed, 2 processes x 1 thread: {minutes:.1f} min "
         f"per seed (goal <= 15 min)"
@@ -245,7 +247,8 @@ def main() -> None:
     data = make_synthetic(seed=0)
     print(
         f"synthetic dataset ({len(data.train)}/{len(data.val)}/{len(data.test)} images) "
-        f"generated in {time.perf_counter() - t:.1f} s; torch threads {torch.get_num_threads()}"
+        f"generated in {time.perf_counter() - t:.1f} s; torch threads {torch.get_num_threads()}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     ratio(data, args.epochs, args.device)
     if args.profile:

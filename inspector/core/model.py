@@ -85,15 +85,20 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._qkv(x)
+        B, T, _ = x.shape
         p = self.attn_drop.p if self.training else 0.0
         if self.training or not torch.is_grad_enabled():
-            # Training and plain inference: the compiled small-head CPU kernel where it wins,
-            # else SDPA (core/fastattn). Gradients through an eval-mode forward (saliency)
-            # keep SDPA, which also supports double backward.
-            out = fastattn.attention(q, k, v, p)  # (B, nh, T, hd)
+            # Training and plain inference: the compiled small-head CPU kernel where it wins
+            # (core/fastattn), reading the fused projection in place. Gradients through an
+            # eval-mode forward (saliency) keep SDPA, which also supports double backward.
+            qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, self.head_dim)
+            if fastattn.uses_kernel(qkv[:, :, 0].transpose(1, 2)):
+                out = fastattn.attention_qkv(qkv, p)  # (B, T, nh, hd)
+                return self.proj_drop(self.proj(out.reshape(B, T, -1)))
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, hd)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, nh, T, hd)
+            q, k, v = self._qkv(x)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, nh, T, hd)
         return self._merge(out)
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -165,3 +165,22 @@ def test_without_a_compiler_training_still_works_and_says_so_once(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "trained; no C++ compiler" in done.stdout
     assert done.stderr.count("fast CPU attention unavailable") == 1, done.stderr
+
+
+@needs_kernel
+@pytest.mark.parametrize("p", [0.0, 0.25])
+def test_fused_qkv_layout_matches_sdpa(p):
+    """The model's path: fused projection (B, T, 3, H, D) in, (B, T, H, D) out, no copies."""
+    B, T, H, D = 3, 65, 4, 2
+    qkv = torch.randn(B, T, 3, H, D, generator=torch.Generator().manual_seed(9)).requires_grad_()
+    grad = torch.randn(B, T, H, D, generator=torch.Generator().manual_seed(10))
+    torch.manual_seed(11)
+    out = fastattn.attention_qkv(qkv, p)
+    (dqkv,) = torch.autograd.grad(out, qkv, grad)
+    torch.manual_seed(11)
+    keep = fastattn.dropout_keep((B, H, T, T), p, qkv) if p else torch.ones(B, H, T, T)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    ref = _sdpa_math(q, k, v, p, keep > 0).transpose(1, 2)
+    (ref_dqkv,) = torch.autograd.grad(ref, qkv, grad)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(dqkv, ref_dqkv, rtol=0, atol=1e-5)

@@ -27,6 +27,7 @@ MAX_TOKENS = 256
 __all__ = [
     "MAX_HEAD_DIM",
     "attention",
+    "attention_qkv",
     "disabled",
     "dropout_keep",
     "fast_attention",
@@ -35,20 +36,23 @@ __all__ = [
 ]
 
 
+def _last_contiguous(t: torch.Tensor) -> torch.Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
 class _FastAttention(torch.autograd.Function):
     """softmax(q k^T * scale) * keep @ v with ``keep`` the dropout multiplier (or None)."""
 
     @staticmethod
     def forward(ctx, q, k, v, keep):  # q, k, v (B, H, T, D); keep (B, H, T, T) or None
-        lib = load_kernel()
         B, H, T, D = q.shape
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        q, k, v = (_last_contiguous(t) for t in (q, k, v))
         keep = keep.contiguous() if keep is not None else None
-        out = torch.empty_like(q)
+        out = q.new_empty((B, H, T, D))
         needs_grad = any(ctx.needs_input_grad[:3])
         # The softmax before dropout, for the backward; not kept when no backward will come.
         probs = q.new_empty((B, H, T, T)) if needs_grad else None
-        lib.forward(q, k, v, keep, out, probs, D**-0.5)
+        load_kernel().forward(q, k, v, keep, out, probs, D**-0.5)
         if needs_grad:
             ctx.save_for_backward(q, k, v, keep, out, probs)
         return out
@@ -57,10 +61,42 @@ class _FastAttention(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout):  # dout (B, H, T, D)
         q, k, v, keep, out, probs = ctx.saved_tensors
-        lib = load_kernel()
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        lib.backward(q, k, v, keep, out, probs, dout.contiguous(), dq, dk, dv, q.shape[-1] ** -0.5)
+        dq, dk, dv = (q.new_empty(q.shape) for _ in range(3))
+        dout = _last_contiguous(dout)
+        load_kernel().backward(q, k, v, keep, out, probs, dout, dq, dk, dv, q.shape[-1] ** -0.5)
         return dq, dk, dv, None
+
+
+class _FastAttentionQKV(torch.autograd.Function):
+    """The same on the model's fused projection: ``qkv`` (B, T, 3, H, D) in, (B, T, H, D)
+    out, gradient (B, T, 3, H, D) back; the kernel reads and writes these layouts through
+    strides, so no permute or ``contiguous`` copy is made on either side."""
+
+    @staticmethod
+    def forward(ctx, qkv, keep):
+        B, T, _, H, D = qkv.shape
+        qkv = _last_contiguous(qkv)
+        q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # views (B, H, T, D)
+        out = qkv.new_empty((B, T, H, D))
+        needs_grad = ctx.needs_input_grad[0]
+        probs = qkv.new_empty((B, H, T, T)) if needs_grad else None
+        load_kernel().forward(q, k, v, keep, out.transpose(1, 2), probs, D**-0.5)
+        if needs_grad:
+            ctx.save_for_backward(qkv, keep, out, probs)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout):  # dout (B, T, H, D)
+        qkv, keep, out, probs = ctx.saved_tensors
+        dqkv = qkv.new_empty(qkv.shape)
+        q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+        dq, dk, dv = (dqkv[:, :, i].transpose(1, 2) for i in range(3))
+        dout = _last_contiguous(dout).transpose(1, 2)
+        load_kernel().backward(
+            q, k, v, keep, out.transpose(1, 2), probs, dout, dq, dk, dv, qkv.shape[-1] ** -0.5
+        )
+        return dqkv, None
 
 
 _enabled = [True]
@@ -104,6 +140,14 @@ def dropout_keep(shape: torch.Size, p: float, like: torch.Tensor) -> torch.Tenso
     """The dropout multiplier: 0 with probability ``p``, else ``1 / (1 - p)``; drawn from
     torch's global generator so that seeding makes it reproducible."""
     return (torch.rand(shape, device=like.device) >= p).to(like.dtype) / (1.0 - p)
+
+
+def attention_qkv(qkv: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """Attention on the fused projection ``qkv`` (B, T, 3, H, D) -> (B, T, H, D), through the
+    kernel; the caller checks ``uses_kernel`` first."""
+    B, T, _, H, _ = qkv.shape
+    keep = dropout_keep((B, H, T, T), dropout_p, qkv) if dropout_p > 0 else None
+    return _FastAttentionQKV.apply(qkv, keep)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:

@@ -6,7 +6,10 @@
 // the pairs are shared among OpenMP threads; nothing is reduced across threads, so results do
 // not depend on the thread count.
 //
-// Layouts (float32, contiguous): q, k, v, out, dq, dk, dv (BH, T, D); probs, keep (BH, T, T).
+// Layouts (float32): q, k, v, out, dout, dq, dk, dv are (B, H, T, D) with any strides whose
+// last (D) stride is 1, given as (batch, head, token) strides in `st`, so that the model passes
+// views of its fused qkv projection (B, T, 3, H, D) and receives (B, T, H, D) without a copy;
+// probs and keep are contiguous (B*H, T, T).
 // `keep` is the dropout multiplier (0 or 1/(1-p)) or null for no dropout. `probs` holds the
 // softmax before dropout, saved by the forward for the backward (null: not saved).
 #include <cmath>
@@ -58,29 +61,38 @@ inline float row_max(const float* x, int64_t n) {
 
 extern "C" {
 
-int vit_fastattn_abi_version() { return 1; }
+int vit_fastattn_abi_version() { return 2; }
 
+// Offset of element (bh, 0, 0) of tensor number `n` whose strides are st[3n .. 3n+2].
+static inline int64_t base(const int64_t* st, int n, int64_t bh, int64_t H) {
+  return (bh / H) * st[3 * n] + (bh % H) * st[3 * n + 1];
+}
+
+// st: strides of q, k, v, out.
 void vit_fastattn_forward(const float* q, const float* k, const float* v, const float* keep,
-                          float* out, float* probs, int64_t BH, int64_t T, int64_t D,
-                          float scale, int threads) {
+                          float* out, float* probs, int64_t B, int64_t H, int64_t T, int64_t D,
+                          const int64_t* st, float scale, int threads) {
+  const int64_t BH = B * H;
+  const int64_t tq = st[2], tk = st[5], tv = st[8], to = st[11];
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     std::vector<float> kt(D * T), vt(D * T), s(T);  // (D, T) transposed keys and values
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < BH; ++bh) {
-      const float* qb = q + bh * T * D;
-      const float* kb = k + bh * T * D;
-      const float* vb = v + bh * T * D;
+      const float* qb = q + base(st, 0, bh, H);
+      const float* kb = k + base(st, 1, bh, H);
+      const float* vb = v + base(st, 2, bh, H);
+      float* ob = out + base(st, 3, bh, H);
       for (int64_t j = 0; j < T; ++j)
         for (int64_t c = 0; c < D; ++c) {
-          kt[c * T + j] = kb[j * D + c] * scale;
-          vt[c * T + j] = vb[j * D + c];
+          kt[c * T + j] = kb[j * tk + c] * scale;
+          vt[c * T + j] = vb[j * tv + c];
         }
       for (int64_t i = 0; i < T; ++i) {
         float* si = s.data();
         for (int64_t j = 0; j < T; ++j) si[j] = 0.0f;
         for (int64_t c = 0; c < D; ++c) {
-          const float qc = qb[i * D + c];
+          const float qc = qb[i * tq + c];
           const float* ktc = kt.data() + c * T;
           for (int64_t j = 0; j < T; ++j) si[j] += qc * ktc[j];
         }
@@ -101,7 +113,7 @@ void vit_fastattn_forward(const float* q, const float* k, const float* v, const 
           for (int64_t j = 0; j < T; ++j) si[j] = pi[j] * ki[j];
           src = si;
         }
-        float* oi = out + (bh * T + i) * D;
+        float* oi = ob + i * to;
         for (int64_t c = 0; c < D; ++c) {
           const float* vtc = vt.data() + c * T;
           float acc = 0.0f;
@@ -115,27 +127,34 @@ void vit_fastattn_forward(const float* q, const float* k, const float* v, const 
 
 // dS = P * (dP - rowsum(dO * O)), dP = (dO V^T) * keep; dQ = scale dS K, dK = scale dS^T Q,
 // dV = (P * keep)^T dO.
+// st: strides of q, k, v, out, dout, dq, dk, dv.
 void vit_fastattn_backward(const float* q, const float* k, const float* v, const float* keep,
                            const float* out, const float* probs, const float* dout, float* dq,
-                           float* dk, float* dv, int64_t BH, int64_t T, int64_t D, float scale,
-                           int threads) {
+                           float* dk, float* dv, int64_t B, int64_t H, int64_t T, int64_t D,
+                           const int64_t* st, float scale, int threads) {
+  const int64_t BH = B * H;
+  const int64_t tq = st[2], tk = st[5], tv = st[8], to = st[11], tdo = st[14], tdq = st[17],
+                tdk = st[20], tdv = st[23];
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     std::vector<float> kt(D * T), vt(D * T), dkt(D * T), dvt(D * T), ds(T), pd(T);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < BH; ++bh) {
-      const float* qb = q + bh * T * D;
-      const float* kb = k + bh * T * D;
-      const float* vb = v + bh * T * D;
+      const float* qb = q + base(st, 0, bh, H);
+      const float* kb = k + base(st, 1, bh, H);
+      const float* vb = v + base(st, 2, bh, H);
+      const float* obb = out + base(st, 3, bh, H);
+      const float* dob = dout + base(st, 4, bh, H);
+      float* dqb = dq + base(st, 5, bh, H);
       for (int64_t j = 0; j < T; ++j)
         for (int64_t c = 0; c < D; ++c) {
-          kt[c * T + j] = kb[j * D + c] * scale;
-          vt[c * T + j] = vb[j * D + c];
+          kt[c * T + j] = kb[j * tk + c] * scale;
+          vt[c * T + j] = vb[j * tv + c];
         }
       for (int64_t x = 0; x < D * T; ++x) dkt[x] = dvt[x] = 0.0f;
       for (int64_t i = 0; i < T; ++i) {
-        const float* doi = dout + (bh * T + i) * D;
-        const float* oi = out + (bh * T + i) * D;
+        const float* doi = dob + i * tdo;
+        const float* oi = obb + i * to;
         const float* pi = probs + (bh * T + i) * T;
         const float* ki = keep ? keep + (bh * T + i) * T : nullptr;
         float di = 0.0f;
@@ -158,13 +177,13 @@ void vit_fastattn_backward(const float* q, const float* k, const float* v, const
             dsi[j] = pi[j] * (dsi[j] - di);
           }
         }
-        float* dqi = dq + (bh * T + i) * D;
+        float* dqi = dqb + i * tdq;
         for (int64_t c = 0; c < D; ++c) {
           const float* ktc = kt.data() + c * T;
           float acc = 0.0f;
           for (int64_t j = 0; j < T; ++j) acc += dsi[j] * ktc[j];
           dqi[c] = acc;
-          const float qc = qb[i * D + c] * scale;
+          const float qc = qb[i * tq + c] * scale;
           const float g = doi[c];
           float* dktc = dkt.data() + c * T;
           float* dvtc = dvt.data() + c * T;
@@ -174,12 +193,12 @@ void vit_fastattn_backward(const float* q, const float* k, const float* v, const
           }
         }
       }
-      float* dkb = dk + bh * T * D;
-      float* dvb = dv + bh * T * D;
+      float* dkb = dk + base(st, 6, bh, H);
+      float* dvb = dv + base(st, 7, bh, H);
       for (int64_t j = 0; j < T; ++j)
         for (int64_t c = 0; c < D; ++c) {
-          dkb[j * D + c] = dkt[c * T + j];
-          dvb[j * D + c] = dvt[c * T + j];
+          dkb[j * tdk + c] = dkt[c * T + j];
+          dvb[j * tdv + c] = dvt[c * T + j];
         }
     }
   }

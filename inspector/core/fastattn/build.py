@@ -28,19 +28,20 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("attention.cpp")
-ABI_VERSION = 1
+ABI_VERSION = 2
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "kernel": _Kernel | None, "status": str
 
 
 class _Kernel:
-    """The two entry points, taking tensors; the thread count follows torch's."""
+    """The two entry points, taking (B, H, T, D) tensors or views whose last stride is 1; the
+    thread count follows torch's."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         p, i64, f32, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
-        lib.vit_fastattn_forward.argtypes = [p] * 6 + [i64, i64, i64, f32, i32]
+        lib.vit_fastattn_forward.argtypes = [p] * 6 + [i64] * 4 + [p, f32, i32]
         lib.vit_fastattn_forward.restype = None
-        lib.vit_fastattn_backward.argtypes = [p] * 10 + [i64, i64, i64, f32, i32]
+        lib.vit_fastattn_backward.argtypes = [p] * 10 + [i64] * 4 + [p, f32, i32]
         lib.vit_fastattn_backward.restype = None
         self._lib = lib
 
@@ -48,18 +49,26 @@ class _Kernel:
     def _ptr(t: torch.Tensor | None) -> int | None:
         return None if t is None else t.data_ptr()
 
+    @staticmethod
+    def _strides(*tensors: torch.Tensor) -> ctypes.Array:
+        # (batch, head, token) strides of each (B, H, T, D) view, in elements.
+        for t in tensors:
+            assert t.stride(-1) == 1 and t.dtype == torch.float32, "kernel layout"
+        return (ctypes.c_int64 * (3 * len(tensors)))(*(s for t in tensors for s in t.stride()[:3]))
+
     def forward(self, q, k, v, keep, out, probs, scale: float) -> None:
         B, H, T, D = q.shape
         self._lib.vit_fastattn_forward(
             *(self._ptr(t) for t in (q, k, v, keep, out, probs)),
-            B * H, T, D, scale, torch.get_num_threads(),
+            B, H, T, D, self._strides(q, k, v, out), scale, torch.get_num_threads(),
         )  # fmt: skip
 
     def backward(self, q, k, v, keep, out, probs, dout, dq, dk, dv, scale: float) -> None:
         B, H, T, D = q.shape
         self._lib.vit_fastattn_backward(
             *(self._ptr(t) for t in (q, k, v, keep, out, probs, dout, dq, dk, dv)),
-            B * H, T, D, scale, torch.get_num_threads(),
+            B, H, T, D, self._strides(q, k, v, out, dout, dq, dk, dv), scale,
+            torch.get_num_threads(),
         )  # fmt: skip
 
 
