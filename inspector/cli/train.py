@@ -57,6 +57,14 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..core.distributed import process_group_from_env
+
+    # Under torchrun every rank runs this command; rank 0 alone reports and writes.
+    with process_group_from_env(args.device) as world:
+        return _train(args, quiet=not world.is_writer)
+
+
+def _train(args: argparse.Namespace, quiet: bool) -> int:
     from ..core.config import TrainConfig, preset
     from ..core.data import load_dataset
     from ..core.train import EpochEvent, StepEvent, train
@@ -84,7 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         grad_clip=args.grad_clip or None,
     )
-    print(
+    say = _silent if quiet else print  # a rank other than 0 prints nothing
+    say(
         f"training {args.preset} on {len(data.train)} images ({data.train.num_classes} classes),"
         f" validating on {len(data.val)}; writing {args.out}",
         file=sys.stderr,
@@ -113,7 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             train_cfg,
             data,
             args.out,
-            callback=on_event,
+            callback=None if quiet else on_event,
             stop=stop,
             resume=args.resume,
             overwrite=args.overwrite,
@@ -122,14 +131,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stop.set()
         bar.close()
-        print(
+        say(
             f"interrupted; {args.out / 'last.pt'} holds the last completed epoch "
             f"(continue with --resume)",
             file=sys.stderr,
         )
         return 130
     bar.close()
-    if result.history:
+    if result.history and not quiet:
         last = result.history[-1]
         best = max(result.history, key=lambda r: r["val_accuracy"])
         rows = [
@@ -147,10 +156,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 ("val ROC AUC (ovr)", "val_roc_auc"),
             ]
         ]
-        print(
+        say(
             format_table(
                 ["metric", f"last (epoch {last['epoch']})", f"best (epoch {best['epoch']})"], rows
             )
         )
-    print(result.message)
+    say(result.message)
     return 0 if result.status == "finished" else EXIT_FAILED
+
+
+def _silent(*_args: object, **_kwargs: object) -> None:
+    pass

@@ -30,6 +30,7 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_check
 from .classification import classification_metrics
 from .config import Preprocess, TrainConfig, ViTConfig
 from .data.types import DatasetSplits, ImageDataset
+from .distributed import Replicas
 from .model import VisionTransformer
 from .preprocess import normalise_uint8
 
@@ -208,6 +209,11 @@ def train(
     model.reset_parameters()
     model.to(device)
     optimizer = make_optimizer(model, train_cfg)
+    # One process: the model itself. Under torchrun: DDP, one shard of each batch per rank.
+    replicas = Replicas(model, device)
+    if reason := replicas.check_batches(len(data.train), train_cfg.batch_size):
+        raise TrainingError(reason)
+    write_epoch = _write_epoch if replicas.world.is_writer else _no_write  # rank 0 writes
 
     steps_per_epoch = math.ceil(len(data.train) / train_cfg.batch_size)
     total_steps = steps_per_epoch * train_cfg.epochs
@@ -225,7 +231,8 @@ def train(
             f"{out} already holds a training run; resume it (--resume) or pass --overwrite "
             f"to start again"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    if replicas.world.is_writer:
+        out.mkdir(parents=True, exist_ok=True)
 
     provenance = {
         "dataset": data.source,
@@ -258,16 +265,18 @@ def train(
                 group["lr"] = train_cfg.lr * lr_factor(
                     global_step, total_steps, train_cfg.warmup_fraction
                 )
-            idx = order[step * train_cfg.batch_size : (step + 1) * train_cfg.batch_size]
+            batch = order[step * train_cfg.batch_size : (step + 1) * train_cfg.batch_size]
+            idx = replicas.shard(batch)  # the whole batch in one process
             x = normalise_uint8(train_images[idx], mean, std)  # (b, 3, H, W) float32
             y = train_labels[idx]
             if train_cfg.augment:
                 flip = torch.rand(x.shape[0], device=device, generator=None) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            out_logits = model(x)
+            out_logits = replicas.model(x)
             # With output_softmax the model already returns probabilities and this is the
             # authors' "double softmax" (cross-entropy applied to probabilities), on purpose.
-            loss = F.cross_entropy(out_logits, y, label_smoothing=train_cfg.label_smoothing)
+            local_loss = F.cross_entropy(out_logits, y, label_smoothing=train_cfg.label_smoothing)
+            loss = replicas.global_loss(local_loss, len(idx), len(batch))
             if not torch.isfinite(loss):
                 return TrainResult(
                     "diverged",
@@ -278,14 +287,14 @@ def train(
                     history,
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            replicas.loss_to_backward(local_loss, len(idx), len(batch)).backward()
             if train_cfg.grad_clip:
                 # foreach: one fused norm over all gradients, not one Python call each.
                 torch.nn.utils.clip_grad_norm_(
                     model.parameters(), train_cfg.grad_clip, foreach=True
                 )
             optimizer.step()
-            loss_sum += loss.detach() * y.shape[0]
+            loss_sum += loss.detach() * len(batch)
             correct += (out_logits.detach().argmax(-1) == y).sum()
             if callback and ((step + 1) % step_interval == 0 or step + 1 == steps_per_epoch):
                 elapsed = time.perf_counter() - started
@@ -306,7 +315,7 @@ def train(
         row = {
             "epoch": epoch,
             "train_loss": loss_sum.item() / len(data.train),
-            "train_acc": correct.item() / len(data.train),
+            "train_acc": replicas.sum(correct).item() / len(data.train),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": train_seconds,
         }
@@ -315,7 +324,7 @@ def train(
         history.append(row)
         is_best = row["val_accuracy"] > best_acc
         best_acc = max(best_acc, row["val_accuracy"])
-        _write_epoch(
+        write_epoch(
             out,
             model,
             optimizer,
@@ -371,6 +380,10 @@ def _write_epoch(
         save_checkpoint(out / BEST, ckpt, overwrite=True)
     with atomic_path(out / HISTORY, overwrite=True) as tmp:
         Path(tmp).write_text(json.dumps(history, indent=1, default=_json_default))
+
+
+def _no_write(*_args: Any) -> None:
+    """Ranks other than 0 of a DDP group: the same replica, nothing written."""
 
 
 def _json_default(value: Any) -> Any:
