@@ -35,6 +35,15 @@ def add_ablate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
     p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="train each (model, seed) as a Ray task: on the cluster at ADDRESS (ray://host:port "
+        "or auto), or on a local one when no address is given (needs the [cluster] extra)",
+    )
+    p.add_argument(
         "--only", default=None, help=f"comma-separated models (default all): {','.join(PRESETS)}"
     )
     p.add_argument(
@@ -128,7 +137,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             bar.update(int(event.fraction * 1000), event.message)
 
     try:
-        result = run_study(spec, args.out, callback=on_event)
+        result = run_study(spec, args.out, callback=on_event, ray=args.ray)
     except KeyboardInterrupt:
         bar.close()
         print(

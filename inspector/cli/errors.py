@@ -13,6 +13,7 @@ class CLIError(Exception):
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's input, not our bug: shown as one line."""
     from ..core.checkpoint import CheckpointError
+    from ..core.cluster import ClusterError
     from ..core.config import ConfigError
     from ..core.data import DatasetError
     from ..core.train import TrainingError
@@ -21,6 +22,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         CLIError,
         ConfigError,
         CheckpointError,
+        ClusterError,
         DatasetError,
         TrainingError,
         FileExistsError,

@@ -53,6 +53,15 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="shard the images over Ray workers (ADDRESS: ray://host:port or auto; none: a "
+        "local cluster); results are identical to one process",
+    )
     p.add_argument("--out", required=True, type=Path)
     add_load_flags(p)
     p.set_defaults(func=cmd_evaluate)
@@ -91,7 +100,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     settings = MapSettings(fusion=args.fusion, discard_ratio=args.discard, target=args.target)
     bar = ProgressBar(total=len(data))
-    result = evaluate_saliency(
+    evaluate = evaluate_saliency
+    if args.ray is not None:  # the same call, one Ray task per shard of whole batches
+        from ..core.cluster import ray_evaluator
+
+        evaluate = ray_evaluator(args.ray, args.checkpoint, load_options_from_args(args))
+    result = evaluate(
         loaded,
         data,
         methods,

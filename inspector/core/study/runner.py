@@ -241,6 +241,7 @@ def run_study(
     callback: StudyCallback | None = None,
     stop: threading.Event | None = None,
     data: DatasetSplits | None = None,
+    ray: str | None = None,
 ) -> StudyResult:
     """Train, evaluate and report the study ``spec`` in ``out_dir`` (resuming what exists).
 
@@ -251,6 +252,8 @@ def run_study(
         stop: when set, training stops before its next step (workers too); the study returns
             ``status="stopped"`` and writes no report. Run it again to continue.
         data: the dataset if already loaded (else built from the spec); must be the spec's.
+        ray: train each (model, seed) as a Ray task on this cluster (``ray://...``,
+            ``auto``; ``local`` starts one) instead of ``spec.jobs`` processes.
 
     Returns:
         A :class:`StudyResult`; the report files are listed when ``finished``.
@@ -268,7 +271,12 @@ def run_study(
     if spec.jobs == 1 or spec.threads:
         torch.set_num_threads(spec.threads_per_process() if spec.jobs == 1 else spec.threads)
     try:
-        return _study(spec, out, callback, stop or threading.Event(), data, started)
+        if ray is None:
+            return _study(spec, out, callback, stop or threading.Event(), data, started)
+        from ..cluster import ray_session
+
+        with ray_session(ray):
+            return _study(spec, out, callback, stop or threading.Event(), data, started, True)
     finally:
         torch.set_num_threads(previous)
 
@@ -280,6 +288,7 @@ def _study(
     stop: Any,
     data: DatasetSplits | None,
     started: float,
+    on_ray: bool = False,
 ) -> StudyResult:
     data = data if data is not None else load_study_data(spec)
     _check_study_folder(out, spec, write=True)
@@ -302,7 +311,11 @@ def _study(
                 f"{len(data.train)} training images; {spec.jobs} job(s)",
             )
         )
-    if spec.jobs == 1:
+    if on_ray:
+        from .on_ray import run_study_on_ray
+
+        records = run_study_on_ray(spec, runs, out, stop, progress, _run_one)
+    elif spec.jobs == 1:
         records = []
         for p, s in runs:
             record = _run_one(spec, p, s, out, data, stop, lambda kind, *a: progress(kind, *a))
