@@ -114,6 +114,13 @@ def evaluate_on_ray(
         for a in range(0, max(len(data), 1), per)
     ]  # fmt: skip
     parts: list[EvaluationResult] = ray.get(futures)
+    if any(part.segmentation for part in parts):
+        # Dataset-level segmentation totals (metrics_segmentation) are accumulated inside
+        # evaluate_saliency and not returned in a mergeable form yet: refuse, never half-merge.
+        raise ClusterError(
+            "evaluate --ray cannot yet merge the dataset-level segmentation totals of data "
+            "with masks; run it without --ray"
+        )
     seconds = time.perf_counter() - started
     result = EvaluationResult(
         rows=[row for part in parts for row in part.rows],
