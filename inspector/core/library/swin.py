@@ -85,10 +85,12 @@ class SwinAdapter:
                 g //= 2
             self.stage_grids.append((g, g))
         self._attn: dict[tuple[int, int], torch.Tensor] = {}
+        self._full_attn: dict[int, torch.Tensor] = {}
+        last = len(self.blocks) - 1
+        self._last = last
         for s, stage in enumerate(self.blocks):
             for b, block in enumerate(stage):
                 block.attn.attn_drop.register_forward_hook(self._hook(s, b))
-        last = len(self.blocks) - 1
         self.grid_size = self.stage_grids[last]
         self.token_layout = TokenLayout((), self.grid_size, "mean")
         self.num_prefix_tokens = 0
@@ -100,8 +102,17 @@ class SwinAdapter:
         self._index = [self._block_index(last, b) for b in range(self.num_layers)]
 
     def _hook(self, s: int, b: int):
-        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor | None:
             self._attn[(s, b)] = out  # (B * nW, heads, w*w, w*w), in the graph
+            if s != self._last:
+                return None
+            # Last stage: scatter the windows into the full (B, h, N, N) matrix and let the
+            # block go on with the windows gathered back from it (the same numbers), so that
+            # the full matrix is on the path to the output and dy/dA is taken on it.
+            index = self._index[b]
+            full = self._full(out, index, out.shape[0] // index.shape[0])
+            self._full_attn[b] = full
+            return self._gather(full, index)
 
         return hook
 
@@ -131,8 +142,18 @@ class SwinAdapter:
         full = full.index_copy(2, rows * N + cols, a.reshape(batch, h, -1))
         return full.reshape(batch, h, N, N)
 
+    def _gather(self, full: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        """The inverse of :meth:`_full`: ``(B, h, N, N)`` -> windows ``(B*nW, h, n, n)``."""
+        nW, n = index.shape
+        B, h, N, _ = full.shape
+        idx = torch.as_tensor(index, device=full.device)
+        flat = (idx[:, :, None] * N + idx[:, None, :]).reshape(-1)  # (nW*n*n,)
+        a = full.reshape(B, h, N * N).index_select(2, flat).reshape(B, h, nW, n, n)
+        return a.permute(0, 2, 1, 3, 4).reshape(B * nW, h, n, n)
+
     def forward_with_attention(self, x: torch.Tensor) -> ModelOutput:
         self._attn.clear()
+        self._full_attn.clear()
         was_training = self.model.training
         self.model.eval()
         try:
@@ -141,10 +162,7 @@ class SwinAdapter:
             logits = pooled[:, :1] * 0.0 if self.headless else self.model.head.fc(pooled)
         finally:
             self.model.train(was_training)
-        B, last = x.shape[0], len(self.blocks) - 1
-        full = [
-            self._full(self._attn[(last, b)], self._index[b], B) for b in range(self.num_layers)
-        ]
+        full = [self._full_attn[b] for b in range(self.num_layers)]
         self.last_extras = {"windows": dict(self._attn), "features": pooled}
         return ModelOutput(logits, full)
 
