@@ -13,7 +13,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class LibraryCheckpoint:
     preprocess: Preprocess
     token_layout: TokenLayout
     provenance: dict[str, Any] = field(default_factory=dict)
+    # The text tower of CLIP-like models (:class:`~inspector.core.library.clip.ClipText`).
+    text: Any = None
 
     @property
     def headless(self) -> bool:
@@ -268,4 +270,4 @@ def open_library(
     if not options.is_default:
         ckpt.provenance["load_options"] = options.to_dict()
     ckpt.build_model(device)
-    return replace(ckpt)
+    return ckpt
