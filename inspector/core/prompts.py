@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from .capture import Capture, capture
 from .model import ModelOutput
 
-__all__ = ["PromptResult", "PromptedAdapter", "explain_prompts", "prompted_adapter"]
+__all__ = [
+    "PromptResult",
+    "PromptedAdapter",
+    "explain_prompts",
+    "prompted_adapter",
+    "write_prompt_outputs",
+]
 
 
 class PromptError(ValueError):
@@ -118,3 +124,45 @@ def explain_prompts(
     top = [(adapter.prompts[i], p) for i, p in cap.top_k(5)]
     maps = {p: readout_map(cap, method, class_index=k) for k, p in enumerate(adapter.prompts)}
     return PromptResult(top, cap.logits.numpy(), maps, cap)
+
+
+def write_prompt_outputs(
+    loaded: Any,
+    image_path: Any,
+    prompts: Sequence[str],
+    out_dir: Any,
+    *,
+    method: str = "relevance",
+    overwrite: bool = False,
+) -> list[str]:
+    """``explain --prompt``: ``<stem>_prompt<k>.npy`` per prompt and ``<stem>_prompts.json``
+    (zero-shot top-5, scores, prompt of each map), atomically; returns lines to print."""
+    from pathlib import Path
+
+    from .explain import load_image
+    from .export import check_writable, save_json, save_npy
+    from .readout import READOUT_METHODS
+
+    if method not in READOUT_METHODS:
+        method = "relevance"
+    path, out = Path(image_path), Path(out_dir)
+    stem = path.stem
+    targets = [out / f"{stem}_prompt{k}.npy" for k in range(len(prompts))]
+    targets.append(out / f"{stem}_prompts.json")
+    check_writable(targets, overwrite=overwrite)
+    image = load_image(path, loaded)
+    res = explain_prompts(loaded.checkpoint, image.tensor, prompts, method=method)
+    for k, prompt in enumerate(prompts):
+        save_npy(targets[k], res.maps[prompt], overwrite=overwrite)
+    record = {
+        "image": str(path),
+        "method": method,
+        "target": "image-text similarity (scale * cosine)",
+        "zero_shot_top5": [{"prompt": p, "probability": q} for p, q in res.top],
+        "prompts": [
+            {"prompt": p, "score": float(res.scores[k]), "map": targets[k].name}
+            for k, p in enumerate(prompts)
+        ],
+    }
+    save_json(targets[-1], record, overwrite=overwrite)
+    return [f"{path.name}: {p!r} ({q:.3f})" for p, q in res.top]

@@ -96,3 +96,39 @@ def test_several_prompts_give_a_zero_shot_top5_and_a_map_each(tiny_clip):
     assert set(res.maps) == set(PROMPTS)
     assert all(m.shape == (4, 4) for m in res.maps.values())
     assert not all((res.maps[PROMPTS[0]] == m).all() for m in res.maps.values())
+
+
+def test_cli_explain_with_prompts(tiny_clip, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from inspector.cli import main
+
+    _, loaded, _ = tiny_clip
+    img = tmp_path / "fish.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (80, 90, 3), np.uint8)).save(img)
+    src = loaded.checkpoint.provenance["source_file"]
+    argv = ["explain", "--checkpoint", src, "--arch", "open_clip:Tiny-CLIP-Test", "--image",
+            str(img), "--out", str(tmp_path / "out"), "--method", "relevance"]  # fmt: skip
+    for p in PROMPTS[:3]:
+        argv += ["--prompt", p]
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "out" / "fish_prompts.json").read_text())
+    assert [e["prompt"] for e in record["prompts"]] == PROMPTS[:3]
+    assert len(record["zero_shot_top5"]) == 3
+    assert np.load(tmp_path / "out" / "fish_prompt2.npy").shape == (4, 4)
+    assert "fish.png:" in capsys.readouterr().out
+    # Without its model name: one line saying what to give, no traceback.
+    argv2 = ["explain", "--checkpoint", src, "--image", str(img), "--out", str(tmp_path / "o2"),
+             "--prompt", "x"]  # fmt: skip
+    assert main(argv2) == 2
+    assert "--arch open_clip:NAME" in capsys.readouterr().err
+
+
+def test_prompts_need_a_text_tower():
+    from types import SimpleNamespace
+
+    from inspector.core.prompts import PromptError
+
+    with pytest.raises(PromptError, match="text tower"):
+        prompted_adapter(SimpleNamespace(text=None, adapter=None), ["a dog"])

@@ -134,7 +134,9 @@ def is_library_source(path: str | os.PathLike, arch: str | None = None) -> bool:
     from .timm_build import is_library_layout
 
     try:
-        return is_library_layout(_read_weights(p))
+        sd = _read_weights(p)
+        return is_library_layout(sd) or "visual.conv1.weight" in sd
+
     except (InteropError, LibraryError):
         return False  # let the ordinary importer report the problem in its words
 
@@ -256,8 +258,14 @@ def open_library(
 
             ckpt = open_open_clip(_read_weights(p), arch.split(":", 1)[1], source=str(p))
         else:
+            sd = _read_weights(p)
+            if "visual.conv1.weight" in sd and not arch:
+                raise LibraryError(
+                    f"{p} is an OpenCLIP state dict; give its model name with "
+                    "--arch open_clip:NAME (e.g. open_clip:ViT-B-32)"
+                )
             ckpt = open_timm(
-                _read_weights(p),
+                sd,
                 arch=arch,
                 heads=heads,
                 image_size=options.image_size,
