@@ -165,8 +165,14 @@ def open_timm(
     from .timm_vit import TimmViTAdapter
 
     if arch:
-        head = sd.get("head.weight", sd.get("head.fc.weight"))
-        spec = TimmSpec(arch, {"num_classes": 0 if head is None else int(head.shape[0])})
+        # The named architecture is the template; the sizes still come from the weights
+        # (a file may be a deeper/wider/smaller member of the family).
+        try:
+            spec = infer_timm(sd, heads=heads)
+            spec.arch = arch
+        except LibraryError:
+            head = sd.get("head.weight", sd.get("head.fc.weight"))
+            spec = TimmSpec(arch, {"num_classes": 0 if head is None else int(head.shape[0])})
         spec.swin = "swin" in arch
         spec.notes.append(f"timm architecture {arch} (given)")
     else:
