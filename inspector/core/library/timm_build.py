@@ -234,7 +234,18 @@ def build_timm(
     elif image_size is not None and native is None:
         kwargs["img_size"] = image_size
     try:
-        model = timm.create_model(spec.arch, pretrained=False, **kwargs)
+        # Built on the meta device (no random initialisation of weights the file replaces:
+        # seconds for a ViT-B), then materialised; buffers the file does not hold (relative
+        # position indices, RoPE tables, window masks) are recomputed by timm's own hooks.
+        with torch.device("meta"):
+            model = timm.create_model(spec.arch, pretrained=False, **kwargs)
+        model = model.to_empty(device="cpu")
+        for m in model.modules():
+            init = getattr(m, "init_non_persistent_buffers", None) or getattr(
+                m, "_init_buffers", None
+            )
+            if callable(init):
+                init()
     except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
         raise LibraryError(f"timm cannot build {spec.arch} with {kwargs}: {exc}") from exc
     try:
