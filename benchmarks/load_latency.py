@@ -25,7 +25,8 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "dinov2_vitb14.pth"
-        torch.save(timm.create_model("vit_base_patch14_dinov2", pretrained=False).state_dict(), path)
+        model = timm.create_model("vit_base_patch14_dinov2", pretrained=False)
+        torch.save(model.state_dict(), path)
         for run in range(2):
             t0 = time.perf_counter()
             loaded = open_model(path)  # inferred: vit_small_patch14_dinov2 template, ViT-B sizes

@@ -66,7 +66,7 @@ def open_open_clip(sd: Mapping[str, torch.Tensor], name: str, *, source: str = "
     timm = require("timm")
     from timm.models.vision_transformer import _convert_openai_clip
 
-    from .open import LibraryCheckpoint, LibraryConfig, _preprocess_from
+    from .checkpoint import LibraryCheckpoint, LibraryConfig, preprocess_from
     from .timm_vit import TimmViTAdapter
 
     cfg = open_clip.get_model_config(name)
@@ -103,7 +103,7 @@ def open_open_clip(sd: Mapping[str, torch.Tensor], name: str, *, source: str = "
         config=config,
         adapter=adapter,
         class_names=[f"embedding_{i}" for i in range(adapter.num_classes)],
-        preprocess=_preprocess_from(pcfg, side),
+        preprocess=preprocess_from(pcfg, side),
         token_layout=adapter.token_layout,
         provenance={
             "imported_from": f"open_clip:{name}",
