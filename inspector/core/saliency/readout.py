@@ -16,15 +16,29 @@ changes).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .capture import Capture
-from .saliency import fuse_heads, grad_rollout_layers, relevance_fuse, rollout_layers
-from .token_layout import TokenLayout, output_weights
+from ..token_layout import TokenLayout, output_weights
+from ._common import fuse_heads
+from .grad_rollout import grad_rollout_layers
+from .relevance import relevance_fuse
+from .rollout import rollout_layers
 
-__all__ = ["READOUT_METHODS", "capture_output_weights", "readout_map"]
+if TYPE_CHECKING:
+    from ..capture import Capture
+
+__all__ = ["READOUT_METHODS", "capture_output_weights", "readout_map", "uses_readout"]
 
 READOUT_METHODS: tuple[str, ...] = ("attention", "rollout", "grad-rollout", "relevance")
+
+
+def uses_readout(capture: Capture) -> bool:
+    """Whether a capture's output row is not the class token at index 0 (no class token,
+    mean or attention-pool output): then the methods read out through this module."""
+    layout = getattr(capture, "token_layout", None)
+    return layout is not None and (layout.pooling != "class" or layout.class_index != 0)
 
 
 def _layout(capture: Capture) -> TokenLayout:
@@ -59,6 +73,8 @@ def readout_map(
     discard_ratio: float = 0.0,
     residual: bool | None = None,
     class_index: int | None = None,
+    target: str = "logit",
+    start_layer: int = 0,
     rescale: bool = True,
 ) -> np.ndarray:
     """The ``(rows, cols)`` map of ``method`` for the output row ``row``.
@@ -71,6 +87,8 @@ def readout_map(
         layer, head, fusion: for ``attention``; fusion also for ``rollout``.
         discard_ratio, residual: rollout's (residual ``None`` follows the model).
         class_index: target of the gradient methods (``None`` = the predicted class).
+        target: the gradient target (``logit``, ``probability``, ``log-probability``).
+        start_layer: first layer of rollout / relevance.
         rescale: divide by the maximum.
     """
     if method not in READOUT_METHODS:
@@ -85,17 +103,22 @@ def readout_map(
         v = w @ m.astype(np.float64)
     elif method in ("rollout", "grad-rollout"):
         if method == "rollout":
-            mats = rollout_layers(attn, fusion=fusion, discard_ratio=discard_ratio, residual=res)
+            mats = rollout_layers(
+                attn, fusion=fusion, discard_ratio=discard_ratio, residual=res,
+                start_layer=start_layer,
+            )  # fmt: skip
         else:
-            grads = capture.gradients(class_index).numpy()
-            mats = grad_rollout_layers(attn, grads, discard_ratio=discard_ratio, residual=res)
+            grads = capture.gradients(class_index, target).numpy()
+            mats = grad_rollout_layers(
+                attn, grads, discard_ratio=discard_ratio, residual=res, start_layer=start_layer
+            )
         v = w.copy()
         for m in mats[::-1]:  # row of R = Ã_L ··· Ã_1: v <- v Ã_L, then Ã_{L-1}, ...
             v = v @ m.astype(np.float64)
     else:
-        fused = relevance_fuse(attn, capture.gradients(class_index).numpy())  # (L, T, T)
+        fused = relevance_fuse(attn, capture.gradients(class_index, target).numpy())  # (L,T,T)
         r = np.eye(fused.shape[-1])
-        for m in fused:
+        for m in fused[start_layer:]:
             r = r + m.astype(np.float64) @ r
         v = w @ r - w
     grid = layout.to_grid(v)
