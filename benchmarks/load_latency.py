@@ -20,7 +20,7 @@ def main() -> None:
 
     from inspector.core.capture import capture
     from inspector.core.explain import open_model
-    from inspector.core.saliency.readout import readout_map
+    from inspector.core.saliency._readout import readout_map
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as d:

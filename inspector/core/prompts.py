@@ -117,7 +117,7 @@ def explain_prompts(
         method: a :func:`~inspector.core.readout.readout_map` method; gradient methods
             (``grad-rollout``, ``relevance``) use the prompt's score.
     """
-    from .saliency.readout import readout_map
+    from .saliency._readout import readout_map
 
     adapter = prompted_adapter(ckpt, prompts)
     cap = capture(adapter, image)
@@ -141,7 +141,7 @@ def write_prompt_outputs(
 
     from .explain import load_image
     from .export import check_writable, save_json, save_npy
-    from .saliency.readout import READOUT_METHODS
+    from .saliency._readout import READOUT_METHODS
 
     if method not in READOUT_METHODS:
         method = "relevance"

@@ -22,7 +22,7 @@ timm = pytest.importorskip("timm")
 
 from inspector.core.capture import capture  # noqa: E402
 from inspector.core.explain import open_model  # noqa: E402
-from inspector.core.saliency.readout import capture_output_weights, readout_map  # noqa: E402
+from inspector.core.saliency._readout import capture_output_weights, readout_map  # noqa: E402
 
 FAMILIES = {
     "dinov2": ("vit_small_patch14_dinov2", {"depth": 2}),

@@ -11,7 +11,7 @@ from inspector.core import saliency
 from inspector.core.capture import capture
 from inspector.core.config import ViTConfig
 from inspector.core.model import VisionTransformer
-from inspector.core.saliency.readout import readout_map
+from inspector.core.saliency._readout import readout_map
 from inspector.core.token_layout import TokenLayout, TokenLayoutError, output_weights
 from inspector.core.token_norm import token_norm_map
 

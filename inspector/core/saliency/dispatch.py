@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import readout, registry
+from . import _readout as readout
+from . import registry
 from ._common import SaliencyError
 from .settings import MapSettings
 
