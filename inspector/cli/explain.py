@@ -77,6 +77,14 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cmap", default="viridis", choices=sorted(COLORMAPS))
     p.add_argument("--opacity", type=float, default=0.5)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--prompt",
+        action="append",
+        default=None,
+        metavar="TEXT",
+        help="CLIP-like models: map the image-text similarity of this prompt (repeatable; "
+        "several give a zero-shot top-5 and one map per prompt)",
+    )
     p.add_argument("--save-attention", action="store_true")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--out", required=True, type=Path)
@@ -144,6 +152,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
         args.checkpoint, device=resolve_device(args.device), options=load_options_from_args(args)
     )
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.prompt:  # text-prompted maps: the logic is core.prompts (issue 12)
+        from ..core.prompts import write_prompt_outputs
+
+        for path in args.image:
+            for line in write_prompt_outputs(
+                loaded, path, args.prompt, args.out, method=args.method, overwrite=args.overwrite
+            ):
+                print(line)
+        return 0
     for i, path in enumerate(args.image):
         image = load_image(path, loaded)
         mask = read_mask(args.mask[i]) if args.mask is not None else None

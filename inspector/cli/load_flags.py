@@ -47,6 +47,13 @@ def add_load_flags(p: argparse.ArgumentParser) -> None:
         help="run the model at N x N inputs: the position table is resampled",
     )
     g.add_argument(
+        "--arch",
+        default=None,
+        metavar="NAME",
+        help="the architecture where the weights cannot tell it: a timm model name "
+        "(e.g. vit_base_patch16_clip_quickgelu_224) or open_clip:NAME (e.g. open_clip:ViT-B-32)",
+    )
+    g.add_argument(
         "--residual",
         default="auto",
         choices=("auto", "on", "off"),
@@ -66,4 +73,5 @@ def load_options_from_args(args: argparse.Namespace):
         policy=args.resize.replace("-", "_"),
         image_size=args.image_size,
         residual={"auto": None, "on": True, "off": False}[args.residual],
+        arch=args.arch,
     )

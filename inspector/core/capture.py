@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .model import ModelOutput, VisionTransformer
+from .token_layout import TokenLayout
 
 __all__ = [
     "AttentionModel",
@@ -136,6 +137,12 @@ class Capture:
         num_prefix_tokens: tokens before the patch tokens (class token first).
         grid_size: ``(rows, cols)`` of the patch grid.
         residual: whether the model has residual connections (rollout's "auto").
+        token_layout: which prefix token is which and how the model pools
+            (:mod:`inspector.core.token_layout`); from the adapter's ``token_layout``, else
+            class token first and ``num_prefix_tokens - 1`` further prefix tokens.
+        extras: per-image tensors the adapter recorded beside the attention (its
+            ``last_extras``): ``token_norms`` ``(L, T)``, ``pool_attention`` ``(T,)``,
+            ``features`` ``(D,)``; empty for our own ViT.
     """
 
     logits: torch.Tensor
@@ -148,6 +155,8 @@ class Capture:
     # Kept so that gradients can be computed later without the caller's help.
     adapter: AttentionModel = field(repr=False)
     input: torch.Tensor = field(repr=False)  # (1, C, H, W) on the model's device
+    token_layout: TokenLayout | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _gradients: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict, repr=False)
     _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
@@ -304,6 +313,12 @@ def capture_batch(
     attn = torch.stack([a.detach().float().cpu() for a in out.attentions], dim=1)  # (B,L,h,T,T)
     residual = bool(getattr(adapter, "residual", True))
     rows, cols = adapter.grid_size
+    layout = getattr(adapter, "token_layout", None) or _default_layout(adapter)
+    extras = {
+        k: v.detach().float().cpu()
+        for k, v in (getattr(adapter, "last_extras", None) or {}).items()
+        if isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == x.shape[0]
+    }  # per image: (B, ...) -> sliced below
     return [
         Capture(
             logits=logits[i].clone(),
@@ -315,9 +330,19 @@ def capture_batch(
             residual=residual,
             adapter=adapter,
             input=x[i : i + 1].detach(),
+            token_layout=layout,
+            extras={k: v[i].clone() for k, v in extras.items()},
         )
         for i in range(x.shape[0])
     ]
+
+
+def _default_layout(adapter: AttentionModel) -> TokenLayout:
+    """Our own ViT's order: the class token, then a distillation token if there are two."""
+    p = int(adapter.num_prefix_tokens)
+    prefix = ("class", "distillation")[:p] if p <= 2 else ("class",) + ("register",) * (p - 1)
+    pooling = "class" if p else "mean"
+    return TokenLayout(prefix, tuple(int(g) for g in adapter.grid_size), pooling)
 
 
 def capture(

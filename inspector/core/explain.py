@@ -67,8 +67,14 @@ def open_model(
     Raises:
         ValueError: (``InteropError`` / ``LoadOptionsError``) with a message for the user.
     """
+    from .library.open import is_library_source, open_library
     from .load_options import load_with_options
 
+    if is_library_source(path, getattr(options, "arch", None)):
+        # timm / Hugging Face / OpenCLIP families run as the library's module behind a
+        # capture adapter (docs/architecture-models.md); model is that adapter.
+        lib = open_library(path, options, heads=heads, device=device)
+        return LoadedModel(lib, lib.adapter, Path(path), torch.device(device))  # type: ignore[arg-type]
     ckpt = load_with_options(path, options, heads=heads, **overrides)
     device = torch.device(device)
     return LoadedModel(ckpt, ckpt.build_model(device=device), Path(path), device)

@@ -118,6 +118,9 @@ class LoadOptions:
             the family's resize size, default S / 0.875, then a centre S x S crop).
         image_size: run the model at this input side; the position table is resampled.
         residual: the paper's layout only, when the file name does not say.
+        arch: the library architecture where the weights cannot tell it: a timm model name
+            (``vit_small_patch14_reg4_dinov2``) or ``open_clip:NAME`` (``open_clip:ViT-B-32``);
+            the model then runs as the library's own module (:mod:`inspector.core.library`).
     """
 
     heads: int | None = None
@@ -127,6 +130,7 @@ class LoadOptions:
     policy: Policy = "auto"
     image_size: int | None = None
     residual: bool | None = None
+    arch: str | None = None
 
     def __post_init__(self) -> None:
         if self.heads is not None and (not isinstance(self.heads, int) or self.heads < 1):
@@ -146,6 +150,8 @@ class LoadOptions:
             raise LoadOptionsError(
                 f"image size must be a positive whole number, got {self.image_size!r}"
             )
+        if self.arch is not None and (not isinstance(self.arch, str) or not self.arch.strip()):
+            raise LoadOptionsError(f"arch must be a model name, got {self.arch!r}")
         if self.class_names is not None:
             names = tuple(str(n) for n in self.class_names)
             if not names:
@@ -189,6 +195,7 @@ class LoadOptions:
             "policy": self.policy,
             "image_size": self.image_size,
             "residual": self.residual,
+            "arch": self.arch,
         }
 
 

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _readout as readout
 from . import registry
+from ._common import SaliencyError
 from .settings import MapSettings
 
 if TYPE_CHECKING:  # only for type hints; saliency stays a pure function of tensors
@@ -42,4 +44,30 @@ def compute_map(
     settings = settings or MapSettings()
     if method is not None and method != settings.method:
         settings = settings.replace(method=method)
-    return registry.get(settings.method).compute(capture, settings, rescale)
+    info = registry.get(settings.method)
+    # Issue 12: library models. Swin refuses rollout with its reason; a model whose output is
+    # not the class token (SigLIP's attention pool, mean pooling, registers only) reads its
+    # maps out for that output row when the query is the default (token 0).
+    refusal = getattr(getattr(capture, "adapter", None), "rollout_refusal", None)
+    if refusal and "rollout" in settings.method:
+        raise SaliencyError(refusal)
+    if readout.uses_readout(capture) and settings.query == 0:
+        if settings.method not in readout.READOUT_METHODS:
+            raise SaliencyError(
+                f"{info.label} reads the class token, which this model does not classify from "
+                f"({capture.token_layout.describe()})"
+            )
+        return readout.readout_map(
+            capture,
+            settings.method,
+            layer=settings.layer,
+            head=settings.head,
+            fusion=settings.fusion,
+            discard_ratio=settings.discard_ratio,
+            residual=settings.residual,
+            class_index=settings.class_index,
+            target=settings.target,
+            start_layer=settings.start_layer,
+            rescale=rescale,
+        )
+    return info.compute(capture, settings, rescale)
