@@ -20,7 +20,10 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test,interop]'
 	touch $@ $(VENV)/.installed-run
 
+# Qt's xcb plugin needs libxcb-cursor0, libxcb-icccm4 and libxcb-keysyms1 (not in the wheel):
+# the check prints the one apt-get line instead of Qt's "could not load the Qt platform plugin".
 run: $(VENV)/.installed-run
+	$(PY) scripts/check_qt_libs.py
 	$(PY) main.py
 
 test: $(VENV)/.installed-test

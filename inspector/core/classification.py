@@ -10,13 +10,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
+
+# scikit-learn (~1.3 s with scipy.stats) is imported on first use, inside the functions: the
+# desktop app imports the training code to build its panels and must not pay it at start-up.
 
 __all__ = ["ClassificationMetricsError", "classification_metrics"]
 
@@ -74,6 +70,8 @@ def _roc_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
     present = np.unique(labels)
     if present.size < 2:
         return None
+    from sklearn.metrics import roc_auc_score
+
     aucs = [roc_auc_score(labels == c, norm[:, c]) for c in present]
     return float(np.mean(aucs))
 
@@ -100,6 +98,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, num_classes: i
     Raises:
         ClassificationMetricsError: bad shapes, labels out of range, negative or non-finite probs.
     """
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
     labels, probs = _check(labels, probs, int(num_classes))
     classes = list(range(int(num_classes)))
     preds = probs.argmax(axis=1)

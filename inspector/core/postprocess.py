@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from .colormap_data import HEX_TABLES
 
@@ -181,6 +180,9 @@ def paper_smoothing(
     p = int(patch_size)
     if p < 1:
         raise PostprocessError(f"patch_size must be positive, got {patch_size}")
+    # scipy.ndimage costs ~0.3 s at import: only the paper smoothing needs it (app start-up).
+    from scipy import ndimage
+
     up = upsample(map_grid, image_size)
     med = ndimage.median_filter(up, footprint=disk_footprint(p // 2))
     return ndimage.gaussian_filter(med, sigma=p / 4.0).astype(np.float32, copy=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from inspector.paths import (  # noqa: F401 - re-exported for tests and scripts
     study_checkpoints,
 )
 
+_START = time.monotonic()  # as early as this module is imported (main.py's first import)
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="main.py", description="ViT Inspector desktop app")
@@ -26,6 +29,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         help=f"checkpoint to open (default: {DEFAULT_CHECKPOINT.name})",
+    )
+    parser.add_argument(
+        "--first-map",
+        action="store_true",
+        help="exit once the first map is painted and print the seconds since start "
+        "(benchmarks/gui_latency.py)",
     )
     parser.add_argument(
         "--screenshot",
@@ -42,13 +51,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Must be set before the QApplication exists.
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
-    from PySide6.QtWidgets import QApplication
-
-    from .main_window import MainWindow
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QSplashScreen
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ViT Inspector")
     app.setOrganizationName("ViT Inspector")
+    # Something is on screen at once: torch and the window's modules take seconds to import.
+    splash = None
+    if args.screenshot is None:
+        from PySide6.QtGui import QColor, QPixmap
+
+        pixmap = QPixmap(420, 120)
+        pixmap.fill(QColor(32, 33, 36))
+        splash = QSplashScreen(pixmap)
+        splash.showMessage(
+            "ViT Inspector\nloading PyTorch and the model…",
+            Qt.AlignmentFlag.AlignCenter,
+            QColor(220, 220, 220),
+        )
+        splash.show()
+        app.processEvents()
+
+    from .main_window import MainWindow
+
     window = MainWindow()
     if args.screenshot is not None or not window.restored_geometry:
         window.resize(1280, 800)
@@ -59,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for image in images[:1]:
         window.open_image(image)
     window.show()
+    if splash is not None:
+        splash.finish(window)
+    if args.first_map:
+        return _exit_after_first_map(app, window)
 
     if args.screenshot is not None:
         idle = window.wait_until_idle(timeout_ms=60_000)
@@ -79,3 +109,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.screenshot}")
         return 0
     return app.exec()
+
+
+def _exit_after_first_map(app, window) -> int:
+    """Wait for the first painted map, print the seconds since the interpreter started."""
+    from PySide6.QtCore import QEvent, QObject
+
+    painted = [0]
+
+    class PaintCounter(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt override
+            if event.type() == QEvent.Type.Paint and window.last_render is not None:
+                painted[0] += window.last_render.full is not None
+            return False
+
+    counter = PaintCounter()
+    window.image_view.viewport().installEventFilter(counter)
+    deadline = time.monotonic() + 120
+    while not painted[0] and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.002)
+    elapsed = time.monotonic() - _START
+    window.close()
+    if not painted[0]:
+        print("main.py: error: no map painted within 120 s", file=sys.stderr)
+        return 1
+    print(f"first map painted {elapsed:.3f} s after start")
+    return 0

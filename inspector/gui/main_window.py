@@ -49,6 +49,7 @@ from inspector.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, r
 from inspector.core.load_options import LoadOptions, needs_heads
 from inspector.core.metrics import smm
 from inspector.core.pipeline import align_mask, explain_one
+from inspector.core.saliency import registry
 
 from .attention_grid import AttentionGrid
 from .batch_export import BatchExport, existing_targets, plan_batch
@@ -1371,11 +1372,17 @@ class MainWindow(QMainWindow):
         self._action(view, "Previous Image", "PgUp", lambda: self.strip.step(-1))
         self._action(view, "Next Image", "PgDown", lambda: self.strip.step(+1))
         view.addSeparator()
-        methods = view.addMenu("&Method")
-        for i, m in enumerate(
-            ("attention", "rollout", "grad-rollout", "relevance", "cls-attention")
-        ):
-            self._action(methods, m, f"Ctrl+{i + 1}", lambda m=m: self.controls.set_method(m))
+        self.method_menu = methods = view.addMenu("&Method")
+        self.method_actions: dict[str, QAction] = {}
+        for i, info in enumerate(registry.methods()):
+            # triggered(bool) fills the first parameter: the name must not be that parameter.
+            self.method_actions[info.name] = self._action(
+                methods,
+                info.label,
+                f"Ctrl+{i + 1}" if i < 9 else None,
+                lambda _checked=False, m=info.name: self.controls.set_method(m),
+                info.description,
+            )
         view.addSeparator()
         panels = view.addMenu("&Panels")
         for dock in (

@@ -5,21 +5,44 @@ Layering inside the package, with no cycles: ``spec`` <- ``evaluate``, ``figures
 <- ``runner``.
 """
 
-from .evaluate import evaluate_run
-from .report import COLUMNS, PAPER_RESULTS, aggregate, format_cell, write_report
-from .runner import run_study
-from .spec import (
-    DIVERGED_FILE,
-    EVAL_FILE,
-    STUDY_FILE,
-    AblationError,
-    StudyEvent,
-    StudyResult,
-    StudySpec,
-    load_study_data,
-    run_dir,
-    summarise,
-)
+# The names are resolved on first use (PEP 562): ``evaluate`` pulls in scikit-learn and
+# scipy.stats (~1.3 s), which the desktop app must not pay before its window shows.
+import importlib
+from typing import Any
+
+_WHERE = {
+    "evaluate_run": "evaluate",
+    "COLUMNS": "report",
+    "PAPER_RESULTS": "report",
+    "aggregate": "report",
+    "format_cell": "report",
+    "write_report": "report",
+    "run_study": "runner",
+    "DIVERGED_FILE": "spec",
+    "EVAL_FILE": "spec",
+    "STUDY_FILE": "spec",
+    "AblationError": "spec",
+    "StudyEvent": "spec",
+    "StudyResult": "spec",
+    "StudySpec": "spec",
+    "load_study_data": "spec",
+    "run_dir": "spec",
+    "summarise": "spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "COLUMNS",
