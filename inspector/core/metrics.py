@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.ndimage import distance_transform_edt
 
 from .postprocess import is_constant, upsample
 
@@ -169,6 +168,9 @@ def pointing_game(saliency, mask, tolerance: float | None = None) -> bool | None
     peaks = s == s.max()
     if m[peaks].any():
         return True  # distance 0: no distance transform needed
+    # Imported here: scipy.ndimage costs start-up time the window should not pay up front.
+    from scipy.ndimage import distance_transform_edt
+
     distance = distance_transform_edt(~m)  # (H, W) float64: to the nearest mask pixel
     return bool(distance[peaks].min() <= tol)
 
