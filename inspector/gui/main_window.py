@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from inspector.core.capture import Capture
 from inspector.core.checkpoint import save_checkpoint
+from inspector.core.colorscale import map_values, scale_of
 from inspector.core.explain import (
     LoadedModel,
     PreparedImage,
@@ -56,8 +57,8 @@ from .batch_export import BatchExport, existing_targets, plan_batch
 from .controls import ControlsPanel, ViewSettings
 from .drops import classify_paths
 from .export_dialog import ExportError, export_overlay, suggested_name
-from .image_view import ImageView
 from .load_dialog import LoadOptionsDialog
+from .map_frame import MapFrame, caption_text
 from .predictions import PredictionsPanel
 from .thumbnails import ThumbnailStrip
 from .workers import BackgroundRunner, user_message
@@ -119,6 +120,7 @@ class MainWindow(QMainWindow):
         self.mask_original: np.ndarray | None = None  # (H, W) bool, original image geometry
         self.mask: np.ndarray | None = None  # (S, S) bool, display geometry
         self.map_flags: list[str] = []  # degenerate-map notices of the last render
+        self.map_scale = None  # colorscale.Scale of the last map (the colour bar's values)
         self.mask_path: Path | None = None
         self.last_render: RenderResult | None = None
         self.render_count = 0
@@ -133,7 +135,8 @@ class MainWindow(QMainWindow):
         self.batch: BatchExport | None = None
 
         # Widgets
-        self.image_view = ImageView()
+        self.map_frame = MapFrame()
+        self.image_view = self.map_frame.image_view
         self.image_view.hovered.connect(self._on_hover)
         self.image_view.clicked.connect(self._on_image_clicked)
         self.image_view.brushed.connect(self._on_brushed)
@@ -142,12 +145,12 @@ class MainWindow(QMainWindow):
         self.strip.activated.connect(self._on_strip_activated)
         self.strip.setVisible(False)
         centre = QSplitter(Qt.Orientation.Vertical)
-        centre.addWidget(self.image_view)
+        centre.addWidget(self.map_frame)
         centre.addWidget(self.strip)
         centre.setStretchFactor(0, 1)
         centre.setCollapsible(0, False)
         # The image is the point of the window: docks (or an old saved layout) never squeeze it.
-        self.image_view.setMinimumSize(320, 320)
+        self.image_view.setMinimumSize(260, 320)  # + the colour bar: ~320 px wide
         self.setCentralWidget(centre)
 
         self.controls = ControlsPanel()
@@ -378,6 +381,7 @@ class MainWindow(QMainWindow):
             return
         self._update_query_box()
         if self.capture is None or self.loaded is None:
+            self.map_frame.clear_map()
             self._show(RenderResult(s, None, None, base, None, 0.0))
             return
         cap = self.capture
@@ -409,10 +413,35 @@ class MainWindow(QMainWindow):
         self.map_flags = result.flags
         if result.flags:
             self.statusBar().showMessage("Notice: " + "; ".join(result.flags))
+        try:
+            self._show_scale(s, result)
+        except Exception as exc:  # noqa: BLE001 - the colour bar must not hide the map
+            self.show_error(f"Cannot draw the colour scale: {user_message(exc)}")
         elapsed = (time.perf_counter() - t0) * 1000
         cpu = (time.process_time() - c0) * 1000
         self._show(RenderResult(s, grid, full, rgb, score, elapsed, cpu))
         self._schedule_explorer()
+
+    def _show_scale(self, s: ViewSettings, result) -> None:
+        """Colour bar in the method's units (the view scales each map to its own min-max),
+        caption naming what is shown, and the degenerate-map notice."""
+        values = map_values(
+            result.raw_grid,
+            result.full.shape[0],
+            result.full.shape[0] // result.raw_grid.shape[0],
+            s.smoothing,
+        )
+        names = self.loaded.class_names
+        c = result.target_class
+        name = names[c] if 0 <= c < len(names) else f"class {c}"
+        predicted = s.map.class_index is None or c == result.capture.predicted_class
+        self.map_scale = scale_of([values])
+        self.map_frame.show_map(
+            self.map_scale,
+            s.colormap,
+            caption_text(s.map, name, predicted),
+            result.flags,
+        )
 
     def _show(self, result: RenderResult) -> None:
         self.image_view.set_rgb(result.rgb)
