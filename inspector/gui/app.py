@@ -76,8 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .main_window import MainWindow
 
     window = MainWindow()
-    if args.screenshot is not None or not window.restored_geometry:
+    if args.screenshot is not None:
         window.resize(1280, 800)
+    elif not window.restored_geometry:
+        # First start: the screen's available area. A fixed 1280x800 overflowed 720-line
+        # screens (status bar below the fold) and left most of a 1080p screen empty.
+        window.setGeometry(QApplication.primaryScreen().availableGeometry())
     checkpoint = args.checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.exists() else None)
     images = list(args.images) or ([default_image()] if default_image() else [])
     if checkpoint is not None:
