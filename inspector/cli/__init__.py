@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from .. import __version__
 from .ablate import add_ablate
 from .convert import add_convert
-from .errors import EXIT_USAGE, user_errors
+from .errors import EXIT_USAGE, printable, refuse_special_files, user_errors
 from .evaluate import add_evaluate
 from .explain import add_explain
 from .sanity import add_sanity
@@ -39,7 +39,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        refuse_special_files(args)
         return int(args.func(args) or 0)
     except user_errors() as exc:
-        print(f"vit-inspector: error: {exc}", file=sys.stderr)
+        print(f"vit-inspector: error: {printable(_one_line(exc))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (OSError: "reason: file")."""
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc.args[0], str):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split("\n"))

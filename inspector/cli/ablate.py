@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
+from .errors import EXIT_TERMINATED
 from .progress import ProgressBar, format_table
+from .signals import stop_on_sigterm
 
 
 def add_ablate(sub: argparse._SubParsersAction) -> None:
@@ -78,6 +81,11 @@ def add_ablate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--val-per-class", type=int, default=None, help="synthetic only")
     p.add_argument("--test-per-class", type=int, default=None, help="synthetic only")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train every model again from scratch, even over a study of other settings",
+    )
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_ablate)
 
@@ -136,8 +144,17 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         else:
             bar.update(int(event.fraction * 1000), event.message)
 
+    stop = threading.Event()
     try:
-        result = run_study(spec, args.out, callback=on_event, ray=args.ray)
+        with stop_on_sigterm(stop) as terminated:
+            result = run_study(
+                spec,
+                args.out,
+                callback=on_event,
+                stop=stop,
+                overwrite=args.overwrite,
+                ray=args.ray,
+            )
     except KeyboardInterrupt:
         bar.close()
         print(
@@ -147,6 +164,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         )
         return 130
     bar.close()
+    if terminated and result.status != "finished":
+        print(f"terminated (SIGTERM); {result.message}", file=sys.stderr)
+        return EXIT_TERMINATED
     if result.status != "finished":
         print(result.message, file=sys.stderr)
         return 130

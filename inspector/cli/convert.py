@@ -33,21 +33,27 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from ..core.atomic import refuse_overwrite
+    from ..core.atomic import check_folder_writable, refuse_overwrite
     from ..core.checkpoint import save_checkpoint
     from ..core.load_options import describe, load_with_options
-    from .errors import CLIError
+    from .errors import CLIError, printable
 
+    if args.out.is_dir():
+        raise CLIError(f"--out {args.out} is a folder; give the file to write (e.g. model.pt)")
     refuse_overwrite(args.out, args.overwrite)  # before the (possibly slow) load
     if not args.out.parent.is_dir():
         raise CLIError(f"the folder {args.out.parent} does not exist")
     if args.out.resolve() == args.checkpoint.resolve():
         raise CLIError("--out is the --checkpoint file itself; write to another file")
+    # Read-only or full disk: say so now, not after the load. Our file is about the size of
+    # the weights, which a foreign file holds too.
+    size = args.checkpoint.stat().st_size if args.checkpoint.is_file() else 0
+    check_folder_writable(args.out.parent, needed_bytes=size + 64 * 1024)
     ckpt = load_with_options(args.checkpoint, load_options_from_args(args))
     ckpt.provenance["converted_from"] = str(args.checkpoint)
     save_checkpoint(args.out, ckpt, overwrite=args.overwrite)
-    print(describe(ckpt))
+    print(printable(describe(ckpt), keep_newlines=True))
     for note in ckpt.provenance.get("import_notes", []):
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {printable(str(note))}", file=sys.stderr)
     print(f"wrote {args.out}")
     return 0

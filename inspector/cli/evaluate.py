@@ -24,7 +24,9 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="'synthetic', a Tiny ImageNet folder, or an image folder (with masks)",
     )
-    p.add_argument("--classes", type=int, default=10)
+    p.add_argument(
+        "--classes", type=int, default=None, help="default 10, or all of an image folder's"
+    )
     p.add_argument("--seed", type=int, default=0, help="synthetic data seed")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument(
@@ -76,6 +78,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..core.train import resolve_device
     from .errors import CLIError
 
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit must be at least 1 image, got {args.limit}")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CLIError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.faithfulness < 0:
         raise CLIError(f"--faithfulness must be >= 0 steps, got {args.faithfulness}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -85,13 +93,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}"
         )
     outputs = [args.out / n for n in ("per_image.csv", "summary.json", "summary.md")]
-    check_writable(outputs, overwrite=args.overwrite)
+    check_writable(outputs, overwrite=args.overwrite, needed_bytes=64 * 1024)
     loaded = open_model(
         args.checkpoint, device=resolve_device(args.device), options=load_options_from_args(args)
     )
     data = load_dataset(args.data, classes=args.classes, seed=args.seed).split(args.split)
     if args.limit is not None:
         data = data.subset(list(range(min(args.limit, len(data)))))
+    if len(data) == 0:
+        raise CLIError(f"the {args.split} split of {args.data} has no images to evaluate")
     if data.num_classes != len(loaded.class_names):
         print(
             f"warning: the dataset has {data.num_classes} classes, the model "

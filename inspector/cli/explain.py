@@ -135,7 +135,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from ..core.imageio import read_mask
     from ..core.pipeline import explain_one
     from ..core.train import resolve_device
-    from .errors import CLIError
+    from .errors import CLIError, printable
 
     if args.mask is not None and len(args.mask) != len(args.image):
         raise CLIError(
@@ -146,7 +146,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     stems = [p.stem for p in args.image]
     if len(set(stems)) != len(stems):
         raise CLIError("two --image files share a name; outputs would collide")
-    check_writable([t for s in stems for t in _outputs(args, s)], overwrite=args.overwrite)
+    check_writable(
+        [t for s in stems for t in _outputs(args, s)],
+        overwrite=args.overwrite,
+        needed_bytes=64 * 1024,
+    )
 
     loaded = open_model(
         args.checkpoint, device=resolve_device(args.device), options=load_options_from_args(args)
@@ -195,5 +199,5 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if result.metrics is not None:
             value = result.metrics["smm"]
             smm_text = f", SMM {value:.3f}" if value is not None else ", SMM undefined"
-        print(f"{path.name}: {top['name']} ({prob}){smm_text}")
+        print(printable(f"{path.name}: {top['name']} ({prob}){smm_text}"))
     return 0

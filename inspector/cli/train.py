@@ -7,8 +7,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import EXIT_FAILED, CLIError
+from .errors import EXIT_FAILED, EXIT_TERMINATED, CLIError
 from .progress import ProgressBar, format_table
+from .signals import stop_on_sigterm
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data", required=True, help="'synthetic', a Tiny ImageNet folder, or an image folder"
     )
-    p.add_argument("--classes", type=int, default=10, help="number of classes (first N sorted)")
+    p.add_argument(
+        "--classes",
+        type=int,
+        default=None,
+        help="number of classes (first N sorted; default 10, or all of an image folder's)",
+    )
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.01)
@@ -57,20 +63,29 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.classes is not None and args.classes < 2:
+        raise CLIError("--classes must be at least 2")
+    if args.train_per_class is not None and args.train_per_class < 1:
+        raise CLIError(f"--train-per-class must be at least 1, got {args.train_per_class}")
+    if args.epochs < 1:
+        raise CLIError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     from ..core.distributed import process_group_from_env
 
+    stop = threading.Event()
     # Under torchrun every rank runs this command; rank 0 alone reports and writes.
-    with process_group_from_env(args.device) as world:
-        return _train(args, quiet=not world.is_writer)
+    with process_group_from_env(args.device) as world, stop_on_sigterm(stop) as terminated:
+        return _train(args, stop, terminated, quiet=not world.is_writer)
 
 
-def _train(args: argparse.Namespace, quiet: bool) -> int:
+def _train(
+    args: argparse.Namespace, stop: threading.Event, terminated: list[int], quiet: bool
+) -> int:
     from ..core.config import TrainConfig, preset
     from ..core.data import load_dataset
     from ..core.train import EpochEvent, StepEvent, train
 
-    if args.classes < 2:
-        raise CLIError("--classes must be at least 2")
     data_kwargs = {}
     if args.train_per_class is not None:
         data_kwargs["train_per_class"] = args.train_per_class
@@ -93,14 +108,19 @@ def _train(args: argparse.Namespace, quiet: bool) -> int:
         grad_clip=args.grad_clip or None,
     )
     say = _silent if quiet else print  # a rank other than 0 prints nothing
-    say(
-        f"training {args.preset} on {len(data.train)} images ({data.train.num_classes} classes),"
-        f" validating on {len(data.val)}; writing {args.out}",
-        file=sys.stderr,
-    )
     bar = ProgressBar(total=1)
+    announced = []
 
     def on_event(event: StepEvent | EpochEvent) -> None:
+        if not announced:
+            # Said at the first step, once train() has checked the folder: an error before
+            # it (read-only or full disk, a run in the way) stays the only line.
+            announced.append(True)
+            bar.note(
+                f"training {args.preset} on {len(data.train)} images "
+                f"({data.train.num_classes} classes), validating on {len(data.val)}; "
+                f"writing {args.out}"
+            )
         if isinstance(event, StepEvent):
             bar.total = event.total_steps
             bar.update(
@@ -115,7 +135,6 @@ def _train(args: argparse.Namespace, quiet: bool) -> int:
                 f"acc {m['val_accuracy']:.3f}{' *' if event.is_best else ''}"
             )
 
-    stop = threading.Event()
     try:
         result = train(
             model_cfg,
@@ -138,6 +157,14 @@ def _train(args: argparse.Namespace, quiet: bool) -> int:
         )
         return 130
     bar.close()
+    if terminated:
+        epochs = len(result.history)
+        say(
+            f"terminated (SIGTERM); {args.out / 'last.pt'} holds epoch {epochs} of "
+            f"{args.epochs}" + ("" if epochs >= args.epochs else " (continue with --resume)"),
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED
     if result.history and not quiet:
         last = result.history[-1]
         best = max(result.history, key=lambda r: r["val_accuracy"])

@@ -13,11 +13,45 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "refuse_overwrite"]
+__all__ = [
+    "WriteError",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_folder_writable",
+    "clean_stale_temps",
+    "refuse_overwrite",
+]
+
+# The temporary names _new_temp makes: ".<final name>.<12 hex digits>.tmp".
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")
+
+
+class WriteError(OSError):
+    """A file could not be written (disk full, read-only file system, ...): one clear line."""
+
+
+def _writer_failure(dest: Path, exc: BaseException) -> BaseException:
+    """A writer's failure as the error to raise: torch.save reports a full disk as a
+    RuntimeError ("[enforce fail at inline_container.cc] ... file write failed"), which is an
+    I/O failure, not a bug; say so in one line. Everything else is raised unchanged."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and (
+        "PytorchStreamWriter" in text or "inline_container" in text
+    ):
+        try:
+            free = shutil.disk_usage(dest.parent if str(dest.parent) else ".").free
+        except OSError:
+            free = -1
+        hint = "the disk is full" if free == 0 else "is the disk full or read-only?"
+        return WriteError(f"cannot write {dest}: the write failed ({hint})")
+    return exc
 
 
 def refuse_overwrite(path: str | os.PathLike, overwrite: bool) -> None:
@@ -115,12 +149,83 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         # A concurrent writer may have created the file while we were writing.
         refuse_overwrite(dest, overwrite)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         # BaseException too: a KeyboardInterrupt must not leave a stray temp file.
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise
+        failure = _writer_failure(dest, exc)
+        if failure is exc:
+            raise
+        raise failure from exc
     _fsync_dir(folder)
+
+
+def clean_stale_temps(folder: str | os.PathLike, names: Iterable[str] | None = None) -> list[Path]:
+    """Remove the temporary files that killed writes left in ``folder``.
+
+    A process killed (SIGKILL, power loss) between creating a temporary file and renaming
+    it leaves ``.<name>.<hex>.tmp`` behind; nothing else ever renames or removes it.
+
+    Args:
+        folder: the folder (a missing one is fine: nothing to clean).
+        names: only temporaries of these final names (e.g. ``["last.pt"]``); None: all
+            temporaries of :func:`atomic_path`'s pattern.
+
+    Returns:
+        The removed paths.
+    """
+    wanted = None if names is None else set(names)
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        found = _TEMP_NAME.match(entry.name)
+        if not found or (wanted is not None and found.group("name") not in wanted):
+            continue
+        if entry.is_symlink() or not entry.is_file():
+            continue  # never follow or remove what is not one of our plain files
+        with contextlib.suppress(OSError):
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def check_folder_writable(folder: str | os.PathLike, *, needed_bytes: int = 0) -> None:
+    """Fail now, not after the work, when ``folder`` cannot take the files.
+
+    Creates and removes a temporary file (a read-only file system or a folder without write
+    permission fails here) and compares the free space with ``needed_bytes``.
+
+    Raises:
+        WriteError: the folder cannot be written or has too little free space.
+    """
+    dest = Path(folder)
+    try:
+        _new_temp(dest, ".write-check").unlink()
+    except OSError as exc:
+        raise WriteError(
+            f"cannot write into {dest}: {exc.strerror or exc.__class__.__name__}"
+        ) from exc
+    if needed_bytes > 0:
+        try:
+            free = shutil.disk_usage(dest).free
+        except OSError:
+            return
+        if free < needed_bytes:
+            raise WriteError(
+                f"not enough free space in {dest}: about {_size(needed_bytes)} needed, "
+                f"{_size(free)} free"
+            )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:

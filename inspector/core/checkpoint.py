@@ -8,6 +8,7 @@ can never execute code::
       "format": "vit-inspector",          # FORMAT_NAME
       "format_version": 1,                # FORMAT_VERSION
       "config": {...},                    # ViTConfig.to_dict()
+      "config_digest": "sha256 hex",      # of the config's canonical JSON (absent in old files)
       "state_dict": {name: Tensor},       # contiguous CPU tensors, timm-like names
       "class_names": [str, ...],          # one per output of the head
       "preprocess": {...},                # Preprocess.to_dict(): input size, normalisation
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -49,6 +52,8 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "CheckpointError",
+    "checkpoint_from_payload",
+    "config_digest",
     "default_provenance",
     "load_checkpoint",
     "safe_torch_load",
@@ -158,6 +163,17 @@ def _cpu_tensor(t: Tensor) -> Tensor:
     return t
 
 
+def config_digest(config: Mapping[str, Any]) -> str:
+    """SHA-256 of a config dict's canonical JSON (sorted keys, no spaces).
+
+    Heads, residual connections and the positional encoding change the model without
+    changing any tensor shape, so the weights alone cannot tell a config that was edited
+    after saving; this digest, stored next to the config, can.
+    """
+    text = json.dumps(dict(config), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 # ----------------------------------------------------------------------------------------
 # The checkpoint
 # ----------------------------------------------------------------------------------------
@@ -202,6 +218,28 @@ def _mismatch_message(
     if wrong:
         parts.append(f"shape mismatch: {_listing(wrong)}")
     return "; ".join(parts) or None
+
+
+def _float32_weights(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Floating-point tensors as float32, the model's compute type (others unchanged).
+
+    A float64 (or float16) file would otherwise build a float64 model that fails on the
+    float32 image tensors with "Input type (float) and bias type (double)". float32 ->
+    float64 -> float32 is exact, so a file merely saved as ``.double()`` gives the original.
+    """
+    return {
+        k: v.float() if v.is_floating_point() and v.dtype != torch.float32 else v
+        for k, v in state_dict.items()
+    }
+
+
+def _non_finite(state_dict: Mapping[str, Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [
+        k
+        for k, v in state_dict.items()
+        if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all())
+    ]
 
 
 @dataclass(eq=False)  # tensors have no truth value; compare fields explicitly
@@ -268,10 +306,17 @@ class Checkpoint:
         problem = _mismatch_message(expected_shapes(self.config), self.state_dict)
         if problem:
             raise CheckpointError(f"weights do not match the config: {problem}")
+        state_dict = _float32_weights(self.state_dict)
+        bad = _non_finite(state_dict)
+        if bad:
+            raise CheckpointError(
+                f"the weights hold NaN or infinite values (in {_listing(bad)}); this model "
+                "cannot give meaningful outputs"
+            )
         with torch.device("meta"):
             model = VisionTransformer(self.config)
         try:
-            model.load_state_dict(self.state_dict, strict=True, assign=True)
+            model.load_state_dict(state_dict, strict=True, assign=True)
         except RuntimeError as exc:  # e.g. a dtype that cannot be copied
             raise CheckpointError(f"cannot load the weights into the model: {exc}") from exc
         return model.to(device).eval()
@@ -324,6 +369,7 @@ class Checkpoint:
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
+            "config_digest": config_digest(self.config.to_dict()),
             "state_dict": {k: _cpu_tensor(v) for k, v in self.state_dict.items()},
             "class_names": list(self.class_names),
             "preprocess": self.preprocess.to_dict(),
@@ -400,7 +446,20 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Ch
             format version, an invalid config and a config/weight mismatch.
     """
     p = Path(path)
-    obj = safe_torch_load(p, map_location=map_location)
+    return checkpoint_from_payload(safe_torch_load(p, map_location=map_location), p)
+
+
+def checkpoint_from_payload(obj: Any, p: str | os.PathLike) -> Checkpoint:
+    """The :class:`Checkpoint` in a loaded payload (what :meth:`Checkpoint.to_payload` made).
+
+    Args:
+        obj: the object ``torch.load`` returned.
+        p: where it came from, for the messages.
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint`.
+    """
+    p = Path(p)
     if not isinstance(obj, Mapping) or obj.get("format") != FORMAT_NAME:
         raise CheckpointError(_foreign_layout_message(p, obj))
     version = obj.get("format_version")
@@ -449,4 +508,13 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Ch
         ckpt.check()
     except CheckpointError as exc:
         raise CheckpointError(f"{p}: {exc}") from exc
+    # Last, so that an invalid config or misfitting weights get their own, sharper message.
+    # Files written before the digest existed have none and load as before.
+    digest = obj.get("config_digest")
+    if digest is not None and digest != config_digest(obj["config"]):
+        raise CheckpointError(
+            f"{p}: the model config does not match the digest saved with the weights, so it "
+            "was changed after saving; heads, residuals or the positional encoding can change "
+            "without changing any weight shape, so this would load as a different model"
+        )
     return ckpt

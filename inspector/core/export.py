@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, check_folder_writable
 
 METADATA_KEY = "vit-inspector"
 
@@ -94,13 +94,40 @@ def save_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) ->
     return Path(path)
 
 
-def check_writable(paths: list[Path], *, overwrite: bool) -> None:
-    """Refuse before writing anything when any target exists (all-or-nothing batches)."""
-    if overwrite:
-        return
-    existing = [str(p) for p in paths if p.exists()]
-    if existing:
-        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-        raise FileExistsError(
-            f"{', '.join(existing[:3])}{more} exist(s); pass --overwrite to replace"
-        )
+def check_writable(paths: list[Path], *, overwrite: bool, needed_bytes: int = 0) -> None:
+    """Refuse before any work when a target exists or its folder cannot take the files.
+
+    A dangling symbolic link counts as existing (the atomic writer refuses it too; checking
+    only ``exists()`` let the first files of a batch be written before the refusal). The
+    nearest existing folder of each target is probed for writing and free space, so a
+    read-only or full disk fails here, not after the work.
+
+    Raises:
+        FileExistsError: a target exists and ``overwrite`` is False.
+        WriteError: a folder cannot be written or lacks ``needed_bytes`` of free space.
+    """
+    folders = {}
+    for p in paths:
+        folder = _nearest_existing(Path(p).parent)
+        folders[str(folder)] = folder
+        if Path(p).is_dir():
+            raise IsADirectoryError(f"{p} is a folder; it is where a file must be written")
+    if not overwrite:
+        existing = [str(p) for p in paths if p.exists() or p.is_symlink()]
+        if existing:
+            more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+            raise FileExistsError(
+                f"{', '.join(existing[:3])}{more} exist(s); pass --overwrite to replace"
+            )
+    for folder in folders.values():
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is a file, not a folder")
+        check_folder_writable(folder, needed_bytes=needed_bytes)
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """``folder`` or its closest ancestor that exists (what ``mkdir(parents=True)`` writes in)."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder

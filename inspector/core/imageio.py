@@ -20,6 +20,7 @@ Conversions done by :func:`read_image`:
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,19 @@ def _open(path: str | os.PathLike) -> Image.Image:
             f"unsupported image type {p.suffix!r} for {p}; supported: {', '.join(IMAGE_SUFFIXES)}"
         )
     try:
-        with Image.open(p) as im:
-            im.load()  # decode now so truncated files fail here, not later
-            return im.copy()
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse both alike
+            # before any pixel is decoded (a 27 KB PNG can claim 15000 x 15000 pixels).
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                im.load()  # decode now so truncated files fail here, not later
+                return im.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        limit = (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise ImageReadError(
+            f"refused {p}: it claims more pixels than the {limit:.0f}-megapixel limit (a "
+            f"possible decompression bomb)"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"cannot identify image file {p} (not an image or corrupt)") from exc
     except (OSError, SyntaxError, ValueError) as exc:

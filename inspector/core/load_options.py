@@ -58,6 +58,9 @@ NORMALISATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
 POLICIES = ("auto", "resize", "resize_crop")
+MAX_IMAGE_SIZE = 8192  # an input side; the patch count below is the binding limit
+# 32 x 32 patches: ViT-B's 12 layers x 12 heads of (1025 x 1025) attention are ~0.6 GB.
+MAX_PATCHES = 1024
 
 # The importers' wording when the heads cannot be known (interop.common.infer_heads and
 # interop.from_paper.convert): "the number of attention heads is not ... heads=N".
@@ -83,6 +86,11 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
         LoadOptionsError: the file is missing, unreadable, empty or has a blank line inside.
     """
     p = Path(path)
+    # A FIFO would block the read for ever, a device never end: regular files only.
+    if p.exists() and not p.is_file():
+        raise LoadOptionsError(f"class names file {p} is not a regular file")
+    if p.is_file() and p.stat().st_size > 16 * 1024 * 1024:
+        raise LoadOptionsError(f"class names file {p} is over 16 MB: not a list of names")
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -145,10 +153,11 @@ class LoadOptions:
                 f"unknown resize policy {self.policy!r}; choose from {', '.join(POLICIES)}"
             )
         if self.image_size is not None and (
-            not isinstance(self.image_size, int) or self.image_size < 1
+            not isinstance(self.image_size, int) or not 1 <= self.image_size <= MAX_IMAGE_SIZE
         ):
             raise LoadOptionsError(
-                f"image size must be a positive whole number, got {self.image_size!r}"
+                f"image size must be a whole number from 1 to {MAX_IMAGE_SIZE}, got "
+                f"{self.image_size!r}"
             )
         if self.arch is not None and (not isinstance(self.arch, str) or not self.arch.strip()):
             raise LoadOptionsError(f"arch must be a model name, got {self.arch!r}")
@@ -250,10 +259,24 @@ def apply_options(ckpt: Checkpoint, options: LoadOptions) -> Checkpoint:
         provenance=dict(ckpt.provenance),
     )
     if options.image_size is not None and options.image_size != cfg.image_size:
+        _check_patches(options.image_size, cfg.image_size, cfg.patch_size)
         out = resample_pos_embed(out, options.image_size)
     if not options.is_default:
         out.provenance["load_options"] = options.to_dict()
     return out
+
+
+def _check_patches(size: int, native: int, patch: int) -> None:
+    """Refuse an input size whose token count would not fit: every layer's attention is
+    captured as ``(heads, T, T)`` floats, so memory grows with the 4th power of the side."""
+    patches = (size // patch) ** 2
+    allowed = max(MAX_PATCHES, (native // patch) ** 2)
+    if patches > allowed:
+        side = int(allowed**0.5) * patch
+        raise LoadOptionsError(
+            f"image size {size} gives {patches} patches of {patch} px; at most {allowed} "
+            f"are supported (an image size up to {side})"
+        )
 
 
 def load_with_options(

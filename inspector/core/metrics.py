@@ -106,16 +106,17 @@ def smm(saliency, mask, threshold: float = 0.3) -> float | None:
         threshold: in [0, 1]; 0.3 in the paper.
 
     Returns:
-        The Jaccard index in [0, 1], or None when ``S ∪ M`` is empty (an empty mask and a map that
-        selects nothing): 0/0 is undefined, not zero. An empty mask with a non-empty S gives 0.0.
+        The Jaccard index in [0, 1], or None when the mask is empty: with no object there is
+        nothing to overlap, so any map would score 0 (or 0/0), which would read as "looks
+        nowhere near the object" instead of "no object to score against".
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise MetricError(f"threshold must lie in [0, 1], got {threshold!r}")
     s, m = _prepare(saliency, mask)
+    if not m.any():
+        return None
     selected = minmax_scale(s) > float(threshold)
     union = int(np.count_nonzero(selected | m))
-    if union == 0:
-        return None
     return int(np.count_nonzero(selected & m)) / union
 
 

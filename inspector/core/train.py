@@ -4,10 +4,11 @@ The loop is a plain function (minGPT's trainer, Orange3's ``run(data, state)``):
 ``StepEvent`` / ``EpochEvent`` through a callback and polls a ``threading.Event`` before every
 step, so a GUI worker thread or a terminal progress bar can drive it unchanged.
 
-Every epoch it writes, atomically, ``last.pt`` (our checkpoint format), ``last_state.pt`` (the
-optimiser, scheduler and epoch needed to resume), ``best.pt`` (best validation accuracy so far)
-and ``history.json``. Randomness is derived from ``(seed, epoch)`` so that a run resumed from
-``last.pt`` continues exactly as the uninterrupted run would have.
+Every epoch it commits, atomically, ``run_state.pt`` (:mod:`inspector.core.run_state`: everything
+a resume needs, in one file), then writes the files derived from it: ``last.pt`` (our
+checkpoint format), ``best.pt`` (best validation accuracy so far) and ``history.json``; a resume
+repairs whichever of them a kill left behind. Randomness is derived from ``(seed, epoch)`` so
+that a resumed run continues exactly as the uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -21,20 +22,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .atomic import atomic_path
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .atomic import check_folder_writable, clean_stale_temps
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .classification import classification_metrics
 from .config import Preprocess, TrainConfig, ViTConfig
 from .data.types import DatasetSplits, ImageDataset
 from .distributed import Replicas
 from .model import VisionTransformer
 from .preprocess import normalise_uint8
+from .run_state import (
+    BEST,
+    LAST,
+    LEGACY_STATE,
+    RUN_FILES,
+    STATE,
+    RunState,
+    existing_run_files,
+    load_run_state,
+    repair_derived,
+    save_run_state,
+    write_derived,
+)
+from .run_state import HISTORY as HISTORY  # re-exported: the study code imports it here
 
-LAST, BEST, LAST_STATE, HISTORY = "last.pt", "best.pt", "last_state.pt", "history.json"
+LAST_STATE = LEGACY_STATE  # the name older code imported
 
 
 class TrainingError(RuntimeError):
@@ -202,6 +216,8 @@ def train(
             f"the model expects {model_cfg.image_size}px images but the dataset has "
             f"{data.train.images.shape[-1]}px images"
         )
+    if len(data.train) == 0:
+        raise TrainingError("the training split is empty: there is nothing to train on")
     preprocess = preprocess or Preprocess(image_size=model_cfg.image_size)
     device = resolve_device(train_cfg.device)
     model = VisionTransformer(model_cfg)
@@ -213,26 +229,56 @@ def train(
     replicas = Replicas(model, device)
     if reason := replicas.check_batches(len(data.train), train_cfg.batch_size):
         raise TrainingError(reason)
-    write_epoch = _write_epoch if replicas.world.is_writer else _no_write  # rank 0 writes
 
     steps_per_epoch = math.ceil(len(data.train) / train_cfg.batch_size)
     total_steps = steps_per_epoch * train_cfg.epochs
     history: list[dict[str, Any]] = []
     start_epoch = 1
     best_acc = -1.0
+    best: Checkpoint | None = None
+    best_epoch = 0
 
-    existing = (out / LAST).exists() or (out / HISTORY).exists()
-    if resume and (out / LAST).exists():
-        history, start_epoch, best_acc = _resume(
-            out, model, optimizer, model_cfg, train_cfg, device
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"{out} is a file, not a folder")
+    if replicas.world.is_writer:
+        clean_stale_temps(out, RUN_FILES)  # what killed writes left behind
+    existing = existing_run_files(out)
+    state = load_run_state(out, map_location=device) if resume else None
+    if state is not None:
+        _check_resume(out / STATE, state.last, train_cfg, model_cfg, data)
+        if replicas.world.is_writer:
+            repair_derived(out, state)
+        model.load_state_dict(state.last.state_dict)
+        optimizer.load_state_dict(state.optimizer)
+        history, start_epoch, best_acc = state.history, state.epoch + 1, state.best_acc
+        best, best_epoch = state.best, state.best_epoch
+    elif resume and (out / LAST).exists() and (out / LEGACY_STATE).exists():
+        history, start_epoch, best_acc = _resume_legacy(
+            out, model, optimizer, model_cfg, train_cfg, data, device
         )
-    elif existing and not overwrite and not resume:
+        best_epoch = _best_epoch(history)
+        best = load_checkpoint(out / BEST) if best_epoch else None
+    elif existing and resume:
         raise TrainingError(
-            f"{out} already holds a training run; resume it (--resume) or pass --overwrite "
-            f"to start again"
+            f"{out} holds {', '.join(existing)} but no {STATE} to resume from; pass "
+            f"--overwrite to start again (or use another --out)"
         )
+    elif existing and not overwrite:
+        raise TrainingError(
+            f"{out} already holds a training run ({', '.join(existing)}); resume it "
+            f"(--resume) or pass --overwrite to start again"
+        )
+    elif existing and replicas.world.is_writer:
+        # Starting again: the old run's state must not be resumed if this one is killed
+        # before its first epoch is committed.
+        for name in (STATE, LEGACY_STATE):
+            (out / name).unlink(missing_ok=True)
     if replicas.world.is_writer:
         out.mkdir(parents=True, exist_ok=True)
+        # Fail now, not after an epoch: run_state (weights, best weights, 2 Adam moments) +
+        # last.pt + best.pt, and a temporary copy of the state while it is replaced.
+        param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        check_folder_writable(out, needed_bytes=10 * param_bytes + 256 * 1024)
 
     provenance = {
         "dataset": data.source,
@@ -322,22 +368,27 @@ def train(
         val = evaluate(model, data.val, preprocess)
         row.update({f"val_{k}": v for k, v in val.items()})
         history.append(row)
-        is_best = row["val_accuracy"] > best_acc
+        is_best = best is None or row["val_accuracy"] > best_acc
         best_acc = max(best_acc, row["val_accuracy"])
-        write_epoch(
-            out,
-            model,
-            optimizer,
-            model_cfg,
-            train_cfg,
-            preprocess,
-            data,
-            history,
-            provenance,
-            epoch,
-            best_acc,
-            is_best,
+        last = Checkpoint(
+            config=model_cfg,
+            state_dict=_state_dict_cpu(model),
+            class_names=list(data.class_names),
+            preprocess=preprocess,
+            train_config=train_cfg.to_dict(),
+            history=[dict(r) for r in history],
+            provenance={**provenance, "epoch": epoch},
         )
+        if is_best:
+            best, best_epoch = last, epoch
+        assert best is not None
+        state = RunState(
+            epoch, best_epoch, best_acc, data.source, last, best, optimizer.state_dict()
+        )
+        if replicas.world.is_writer:  # under DDP rank 0 alone writes: the replicas are equal
+            save_run_state(out, state)  # the commit point: everything below derives from it
+            (out / LEGACY_STATE).unlink(missing_ok=True)  # a resumed old run: now superseded
+            write_derived(out, state, best_changed=is_best)
         if callback:
             callback(EpochEvent(epoch, train_cfg.epochs, row, is_best))
     return TrainResult(
@@ -348,82 +399,75 @@ def train(
     )
 
 
-def _write_epoch(
-    out: Path,
-    model: VisionTransformer,
-    optimizer: torch.optim.Optimizer,
-    model_cfg: ViTConfig,
+def _best_epoch(history: list[dict[str, Any]]) -> int:
+    """The epoch with the highest validation accuracy (the first on ties), 0 for none."""
+    best, best_acc = 0, -1.0
+    for row in history:
+        if row["val_accuracy"] > best_acc:
+            best, best_acc = int(row["epoch"]), row["val_accuracy"]
+    return best
+
+
+def _check_resume(
+    where: Path,
+    saved: Checkpoint,
     train_cfg: TrainConfig,
-    preprocess: Preprocess,
+    model_cfg: ViTConfig,
     data: DatasetSplits,
-    history: list[dict[str, Any]],
-    provenance: dict[str, Any],
-    epoch: int,
-    best_acc: float,
-    is_best: bool,
 ) -> None:
-    ckpt = Checkpoint(
-        config=model_cfg,
-        state_dict=_state_dict_cpu(model),
-        class_names=list(data.class_names),
-        preprocess=preprocess,
-        train_config=train_cfg.to_dict(),
-        history=[dict(r) for r in history],
-        provenance={**provenance, "epoch": epoch},
-    )
-    # Order matters for resume: the optimiser state first, then last.pt that points at it.
-    state = {"epoch": epoch, "best_acc": best_acc, "optimizer": optimizer.state_dict()}
-    with atomic_path(out / LAST_STATE, overwrite=True) as tmp:
-        torch.save(state, tmp)
-    save_checkpoint(out / LAST, ckpt, overwrite=True)
-    if is_best:
-        save_checkpoint(out / BEST, ckpt, overwrite=True)
-    with atomic_path(out / HISTORY, overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(history, indent=1, default=_json_default))
-
-
-def _no_write(*_args: Any) -> None:
-    """Ranks other than 0 of a DDP group: the same replica, nothing written."""
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _resume(
-    out: Path,
-    model: VisionTransformer,
-    optimizer: torch.optim.Optimizer,
-    model_cfg: ViTConfig,
-    train_cfg: TrainConfig,
-    device: torch.device,
-) -> tuple[list[dict[str, Any]], int, float]:
-    ckpt = load_checkpoint(out / LAST)
-    if ckpt.config != model_cfg:
+    """Refuse a resume whose model, settings or data differ from the run's."""
+    if saved.config != model_cfg:
         raise TrainingError(
-            f"cannot resume {out / LAST}: it was trained with a different model configuration"
+            f"cannot resume {where}: it was trained with a different model configuration"
         )
-    saved_cfg = dict(ckpt.train_config or {})
+    saved_cfg = dict(saved.train_config or {})
     mine = train_cfg.to_dict()
     # Only the number of epochs and the device may change on resume.
     differing = [k for k in mine if k not in ("epochs", "device") and saved_cfg.get(k) != mine[k]]
     if differing:
         raise TrainingError(
-            f"cannot resume {out / LAST}: training settings differ ({', '.join(differing)})"
+            f"cannot resume {where}: training settings differ ({', '.join(differing)})"
         )
+    saved_data = saved.provenance.get("dataset")
+    if saved_data is not None and saved_data != json.loads(json.dumps(data.source, default=str)):
+        raise TrainingError(
+            f"cannot resume {where}: it was trained on another dataset ({_describe(saved_data)}, "
+            f"not {_describe(data.source)}); use another --out or --overwrite"
+        )
+    if list(saved.class_names) != list(data.class_names):
+        raise TrainingError(f"cannot resume {where}: the dataset's classes differ from the run's")
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, dict):
+        return ", ".join(f"{k}={v}" for k, v in source.items())
+    return str(source)
+
+
+def _resume_legacy(
+    out: Path,
+    model: VisionTransformer,
+    optimizer: torch.optim.Optimizer,
+    model_cfg: ViTConfig,
+    train_cfg: TrainConfig,
+    data: DatasetSplits,
+    device: torch.device,
+) -> tuple[list[dict[str, Any]], int, float]:
+    """Resume a run written before run_state.pt (last.pt + last_state.pt, epochs equal)."""
+    ckpt = load_checkpoint(out / LAST)
+    _check_resume(out / LAST, ckpt, train_cfg, model_cfg, data)
     try:
-        state = torch.load(out / LAST_STATE, map_location=device, weights_only=True)
+        state = torch.load(out / LEGACY_STATE, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError) as exc:
         raise CheckpointError(
-            f"cannot resume: {out / LAST_STATE} is missing or unreadable ({exc})"
+            f"cannot resume: {out / LEGACY_STATE} is missing or unreadable ({exc})"
         ) from exc
     epoch = int(ckpt.provenance.get("epoch", len(ckpt.history)))
     if state.get("epoch") != epoch:
         raise TrainingError(
-            f"cannot resume: {LAST_STATE} is from epoch {state.get('epoch')} "
-            f"but {LAST} from epoch {epoch}"
+            f"cannot resume: {LEGACY_STATE} is from epoch {state.get('epoch')} "
+            f"but {LAST} from epoch {epoch} (a run of an older version, killed between "
+            f"the two writes); pass --overwrite to start again"
         )
     model.load_state_dict(ckpt.state_dict)
     optimizer.load_state_dict(state["optimizer"])

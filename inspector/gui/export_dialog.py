@@ -82,8 +82,10 @@ def export_overlay(
     try:
         core_export.check_writable([path, npy], overwrite=overwrite)
     except FileExistsError:
-        existing = [p.name for p in (path, npy) if p.exists()]
+        existing = [p.name for p in (path, npy) if p.exists() or p.is_symlink()]
         raise ExportError(f"{' and '.join(existing)} already exist(s) in {path.parent}") from None
+    except OSError as exc:  # read-only or full disk, a folder in the way
+        raise ExportError(str(exc)) from None
     if not path.parent.is_dir():
         raise ExportError(f"Folder {path.parent} does not exist")
     scale = max(1, int(scale))

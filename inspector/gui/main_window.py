@@ -860,6 +860,12 @@ class MainWindow(QMainWindow):
         if new_image:
             self._remember(path)
             self._load_mask_for(path)
+        elif self._pending_mask is not None:
+            # The open image dropped again with a mask: that mask replaces the old one (or
+            # open_mask says why it cannot).
+            pending, self._pending_mask = self._pending_mask, None
+            self._refresh_mask_geometry()
+            self.open_mask(pending)
         else:
             self._refresh_mask_geometry()
         self.image_view.fit() if new_image else None
@@ -882,10 +888,15 @@ class MainWindow(QMainWindow):
         for cand in candidates:
             if cand is not None and cand.is_file():
                 try:
-                    self._set_mask(read_mask(cand), cand, quiet=True)
-                except (ImageReadError, OSError, ValueError):
+                    mask = read_mask(cand)
+                except (ImageReadError, OSError, ValueError) as exc:
+                    if cand is pending:
+                        self.show_error(f"Cannot open mask {cand.name}: {user_message(exc)}")
                     continue
-                break
+                # Not quiet: a dropped mask, or a <stem>_mask.png, of another size is said
+                # to be unused instead of vanishing.
+                if self._set_mask(mask, cand):
+                    break
         self._notify_masks_panel()
 
     def _set_mask(self, mask: np.ndarray, path: Path | None, quiet: bool = False) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -72,8 +74,9 @@ class PredictionsPanel(QWidget):
             self.table.setItem(row, 1, label)
             bar = QProgressBar()
             bar.setRange(0, 1000)
-            bar.setValue(round(p * 1000))
-            bar.setFormat(f"{p * 100:.1f}%")
+            finite = math.isfinite(p)  # a broken model can give NaN: show it, do not crash
+            bar.setValue(round(p * 1000) if finite else 0)
+            bar.setFormat(f"{p * 100:.1f}%" if finite else "n/a")
             bar.setTextVisible(True)
             self.table.setCellWidget(row, 2, bar)
         self.table.clearSelection()

@@ -191,6 +191,7 @@ def test_file_is_plain_weights_only_torch(tmp_path):
         "format",
         "format_version",
         "config",
+        "config_digest",
         "state_dict",
         "class_names",
         "preprocess",

@@ -136,8 +136,9 @@ def test_segmentation_map_pools_the_two_channels_hand_computed():
 
 def test_empty_mask():
     empty = np.zeros((4, 4), bool)
-    assert smm(MAP, empty) == 0.0  # S is not empty: Jaccard 0 / |S| is defined
-    assert smm(np.ones((4, 4)), empty) is None  # empty union: undefined
+    # No object: SMM is undefined whatever the map selects (issue 13: it was 0.0).
+    assert smm(MAP, empty) is None
+    assert smm(np.ones((4, 4)), empty) is None
     m = localisation_metrics(MAP, empty)
     assert m["pointing_game"] is None
     assert m["relevance_mass"] is None

@@ -8,9 +8,10 @@ import threading
 import pytest
 import torch
 
-from inspector.core.checkpoint import load_checkpoint, save_checkpoint
+from inspector.core.checkpoint import load_checkpoint
 from inspector.core.config import TrainConfig, preset
 from inspector.core.data import make_synthetic
+from inspector.core.run_state import load_run_state, repair_derived, save_run_state
 from inspector.core.train import (
     EpochEvent,
     StepEvent,
@@ -128,12 +129,14 @@ def test_non_finite_loss_stops_with_a_clear_message(small_data, tmp_path):
 
 def test_divergence_after_a_good_epoch_keeps_that_epochs_checkpoint(small_data, tmp_path):
     train(preset("baseline"), _cfg(epochs=1), small_data, tmp_path)
-    good = load_checkpoint(tmp_path / "last.pt")
-    # Poison one weight of the saved model: the resumed epoch 2 then has a NaN loss.
-    poisoned = dict(good.state_dict)
-    poisoned["head.weight"] = torch.full_like(poisoned["head.weight"], float("nan"))
-    good.state_dict = poisoned
-    save_checkpoint(tmp_path / "last.pt", good, overwrite=True)
+    # Poison one weight of the run state (what a resume continues from): the resumed epoch 2
+    # then has a NaN loss. The derived files are made to agree with it first.
+    state = load_run_state(tmp_path)
+    state.last.state_dict["head.weight"] = torch.full_like(
+        state.last.state_dict["head.weight"], float("nan")
+    )
+    save_run_state(tmp_path, state)
+    repair_derived(tmp_path, state)
     last_bytes = (tmp_path / "last.pt").read_bytes()
     best_bytes = (tmp_path / "best.pt").read_bytes()
     history = (tmp_path / "history.json").read_text()

@@ -42,7 +42,7 @@ __all__ = [
 def load_dataset(
     spec: str | os.PathLike,
     *,
-    classes: int | Sequence[str] = 10,
+    classes: int | Sequence[str] | None = None,
     seed: int = 0,
     image_size: int = 64,
     **kwargs: Any,
@@ -53,9 +53,11 @@ def load_dataset(
       arguments such as ``train_per_class`` pass through);
     * a folder with ``wnids.txt`` or ``train/<wnid>/images`` -> :func:`load_tiny_imagenet`
       (``classes``: a count or wnids; images resized only when ``image_size`` is not 64);
-    * any other folder -> :func:`load_image_folder` (class sub-folders; ``classes`` is
-      ignored there unless it is a list, which must then equal the folder's classes'
-      subset to keep).
+    * any other folder -> :func:`load_image_folder` (class sub-folders; all of them are
+      used: a number of classes must equal the folder's, a list its class names).
+
+    ``classes=None`` means 10 for the synthetic data and Tiny ImageNet, all of an image
+    folder's classes.
 
     Args:
         spec: ``"synthetic"`` or a folder path.
@@ -68,7 +70,9 @@ def load_dataset(
         DatasetError: unknown specification, or whatever the loader reports.
     """
     text = os.fspath(spec)
+    named = 10 if classes is None else classes  # synthetic / Tiny ImageNet default
     if text.strip().lower() == "synthetic":
+        classes = named
         if isinstance(classes, bool) or not isinstance(classes, int):
             raise DatasetError(
                 f"the synthetic dataset takes classes as a number 1..10, got {classes!r}"
@@ -86,8 +90,15 @@ def load_dataset(
     if path.is_dir():
         if is_tiny_imagenet(path):
             size = None if int(image_size) == 64 else int(image_size)
-            return load_tiny_imagenet(path, classes=classes, seed=seed, image_size=size, **kwargs)
+            return load_tiny_imagenet(path, classes=named, seed=seed, image_size=size, **kwargs)
         splits = load_image_folder(path, image_size=image_size, seed=seed, **kwargs)
+        found = len(splits.class_names)
+        if isinstance(classes, int) and not isinstance(classes, bool) and classes != found:
+            raise DatasetError(
+                f"{classes} classes were asked for but the image folder {path} has {found} "
+                f"({', '.join(splits.class_names[:10])}{', ...' if found > 10 else ''}); an "
+                f"image folder trains on all its classes: drop --classes or give {found}"
+            )
         if not isinstance(classes, int) and classes is not None:
             wanted = list(classes)
             unknown = [c for c in wanted if c not in splits.class_names]

@@ -21,6 +21,7 @@ def _study_task(
     seed: int,
     out_dir: str,
     threads: int,
+    overwrite: bool = False,
 ) -> dict:
     """One (model, seed) run inside a Ray worker process; ``run_one`` is the runner's
     ``_run_one`` (passed in, by reference, so that this module does not import the runner)."""
@@ -37,6 +38,7 @@ def _study_task(
         _TASK["data"],
         threading.Event(),
         lambda *_: None,
+        overwrite,
     )
 
 
@@ -47,13 +49,15 @@ def run_study_on_ray(
     stop: Any,
     progress: Any,
     run_one: Callable[..., dict],
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """The records of ``runs``, each trained by a Ray task (``ray_session`` is open)."""
     ray = _ray()
     threads = spec.threads or 1
     task = ray.remote(num_cpus=threads, max_retries=0)(_study_task)
     futures = {
-        task.remote(run_one, spec, p, s, str(out.resolve()), threads): (p, s) for p, s in runs
+        task.remote(run_one, spec, p, s, str(out.resolve()), threads, overwrite): (p, s)
+        for p, s in runs
     }  # fmt: skip
     records: list[dict[str, Any]] = []
     pending = list(futures)

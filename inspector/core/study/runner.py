@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import check_folder_writable, clean_stale_temps
 from ..config import preset
 from ..data.types import DatasetSplits
 from ..export import save_json
@@ -66,12 +67,19 @@ def _run_one(
     data: DatasetSplits,
     stop: Any,
     report: _Report,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train (or reuse / resume) one run, then evaluate it. Returns the run's record."""
+    """Train (or reuse / resume) one run, then evaluate it. Returns the run's record.
+
+    With ``overwrite`` the run is trained again from scratch, whatever its folder holds.
+    """
     folder = run_dir(out_dir, preset_name, seed)
     if stop.is_set():
         return {"preset": preset_name, "seed": seed, "status": "stopped"}
-    history = _history(folder)
+    clean_stale_temps(folder)  # a killed write's (eval.json's too, when train() is skipped)
+    if overwrite:
+        (folder / DIVERGED_FILE).unlink(missing_ok=True)
+    history = [] if overwrite else _history(folder)
     diverged = (folder / DIVERGED_FILE).exists()
     reused = diverged or (len(history) >= spec.epochs and (folder / LAST).exists())
     status, note = "finished", ""
@@ -100,7 +108,10 @@ def _run_one(
                 folder,
                 callback=on_event,
                 stop=stop,
-                resume=(folder / LAST).exists(),
+                # Always resume: train() continues from run_state.pt, repairs the derived
+                # files a kill left stale, and starts fresh in an empty folder.
+                resume=not overwrite,
+                overwrite=overwrite,
                 provenance={"preset": preset_name, "study": str(out_dir)},
             )
         except TrainingError as exc:
@@ -130,14 +141,18 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(progress: Any, stop: Any, threads: int) -> None:
-    # Ctrl-C goes to the whole process group: only the parent handles it (it sets ``stop``),
+    # Ctrl-C (and a job scheduler's SIGTERM) goes to the whole process group: only the parent
+    # handles it (it sets ``stop``),
     # so a worker finishes its current step and returns instead of dying mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # likewise for SLURM's / kill's SIGTERM
     torch.set_num_threads(threads)  # this worker's own process: N workers share the cores
     _WORKER.update(progress=progress, stop=stop)
 
 
-def _worker_run(spec: StudySpec, preset_name: str, seed: int, out_dir: str) -> dict[str, Any]:
+def _worker_run(
+    spec: StudySpec, preset_name: str, seed: int, out_dir: str, overwrite: bool = False
+) -> dict[str, Any]:
     if _WORKER.get("spec") != spec:  # one rebuild per worker process, not per run
         _WORKER.update(spec=spec, data=load_study_data(spec))
     progress = _WORKER["progress"]
@@ -151,7 +166,14 @@ def _worker_run(spec: StudySpec, preset_name: str, seed: int, out_dir: str) -> d
         progress.put((kind, *payload))
 
     return _run_one(
-        spec, preset_name, seed, Path(out_dir), _WORKER["data"], _WORKER["stop"], report
+        spec,
+        preset_name,
+        seed,
+        Path(out_dir),
+        _WORKER["data"],
+        _WORKER["stop"],
+        report,
+        overwrite,
     )
 
 
@@ -213,11 +235,16 @@ class _Progress:
             )
 
 
-def _check_study_folder(out: Path, spec: StudySpec, *, write: bool) -> None:
-    """Refuse a folder holding another study; with ``write``, record this study's identity."""
+def _check_study_folder(
+    out: Path, spec: StudySpec, *, write: bool, overwrite: bool = False
+) -> None:
+    """Refuse a folder holding another study (unless ``overwrite``); with ``write``, record
+    this study's identity."""
     identity = spec.training_identity()
     path = out / STUDY_FILE
-    if path.exists():
+    if out.exists() and not out.is_dir():
+        raise AblationError(f"{out} is a file, not a folder")
+    if path.exists() and not overwrite:
         try:
             saved = json.loads(path.read_text())["training"]
         except (OSError, ValueError, KeyError) as exc:
@@ -231,6 +258,11 @@ def _check_study_folder(out: Path, spec: StudySpec, *, write: bool) -> None:
     if not write:
         return
     out.mkdir(parents=True, exist_ok=True)
+    check_folder_writable(out)
+    # Temporaries of killed writes (the report's, the study file's); the runs' own are
+    # cleaned by train().
+    for folder in (out, out / "confusion", out / "curves"):
+        clean_stale_temps(folder)
     save_json(path, {"training": identity}, overwrite=True)
 
 
@@ -242,6 +274,7 @@ def run_study(
     stop: threading.Event | None = None,
     data: DatasetSplits | None = None,
     ray: str | None = None,
+    overwrite: bool = False,
 ) -> StudyResult:
     """Train, evaluate and report the study ``spec`` in ``out_dir`` (resuming what exists).
 
@@ -254,6 +287,8 @@ def run_study(
         data: the dataset if already loaded (else built from the spec); must be the spec's.
         ray: train each (model, seed) as a Ray task on this cluster (``ray://...``,
             ``auto``; ``local`` starts one) instead of ``spec.jobs`` processes.
+        overwrite: train every run again from scratch and replace the study's identity,
+            even when ``out_dir`` holds a study of other settings.
 
     Returns:
         A :class:`StudyResult`; the report files are listed when ``finished``.
@@ -263,7 +298,7 @@ def run_study(
     """
     started = time.perf_counter()
     out = Path(out_dir)
-    _check_study_folder(out, spec, write=False)  # before the (slow) data loading
+    _check_study_folder(out, spec, write=False, overwrite=overwrite)  # before data loading
     previous = torch.get_num_threads()
     # With jobs == 1 the models train in this process (torch's thread count is process-wide:
     # set for the study, restored after); otherwise the workers set their own and this
@@ -272,11 +307,15 @@ def run_study(
         torch.set_num_threads(spec.threads_per_process() if spec.jobs == 1 else spec.threads)
     try:
         if ray is None:
-            return _study(spec, out, callback, stop or threading.Event(), data, started)
+            return _study(
+                spec, out, callback, stop or threading.Event(), data, started, False, overwrite
+            )
         from ..cluster import ray_session
 
         with ray_session(ray):
-            return _study(spec, out, callback, stop or threading.Event(), data, started, True)
+            return _study(
+                spec, out, callback, stop or threading.Event(), data, started, True, overwrite
+            )
     finally:
         torch.set_num_threads(previous)
 
@@ -289,9 +328,10 @@ def _study(
     data: DatasetSplits | None,
     started: float,
     on_ray: bool = False,
+    overwrite: bool = False,
 ) -> StudyResult:
     data = data if data is not None else load_study_data(spec)
-    _check_study_folder(out, spec, write=True)
+    _check_study_folder(out, spec, write=True, overwrite=overwrite)
     runs = [(p, s) for s in spec.seeds for p in spec.presets]
     progress = _Progress(runs, spec, out, callback)
     if callback:
@@ -314,17 +354,19 @@ def _study(
     if on_ray:
         from .on_ray import run_study_on_ray
 
-        records = run_study_on_ray(spec, runs, out, stop, progress, _run_one)
+        records = run_study_on_ray(spec, runs, out, stop, progress, _run_one, overwrite)
     elif spec.jobs == 1:
         records = []
         for p, s in runs:
-            record = _run_one(spec, p, s, out, data, stop, lambda kind, *a: progress(kind, *a))
+            record = _run_one(
+                spec, p, s, out, data, stop, lambda kind, *a: progress(kind, *a), overwrite
+            )
             if record["status"] == "stopped":
                 break
             progress("model_done", p, s, record)
             records.append(record)
     else:
-        records = _run_parallel(spec, runs, out, stop, progress)
+        records = _run_parallel(spec, runs, out, stop, progress, overwrite)
     if len(records) < len(runs):
         done = sum(1 for r in records if r["status"] != "stopped")
         return StudyResult(
@@ -378,6 +420,7 @@ def _run_parallel(
     out: Path,
     stop: threading.Event,
     progress: _Progress,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     messages, worker_stop = ctx.Queue(), ctx.Event()
@@ -399,7 +442,9 @@ def _run_parallel(
         initializer=_worker_init,
         initargs=(messages, worker_stop, threads),
     ) as pool:
-        futures = {pool.submit(_worker_run, spec, p, s, str(out)): (p, s) for p, s in runs}
+        futures = {
+            pool.submit(_worker_run, spec, p, s, str(out), overwrite): (p, s) for p, s in runs
+        }
         pending = set(futures)
         try:
             while pending:

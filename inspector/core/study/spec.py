@@ -82,7 +82,16 @@ class StudySpec:
             problems.append("presets must be a non-empty list without repeats")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             problems.append(f"seeds must be distinct non-negative integers, got {self.seeds}")
-        for name in ("epochs", "jobs", "classes", "figure_images", "threads"):
+        for name in (
+            "epochs",
+            "jobs",
+            "classes",
+            "figure_images",
+            "threads",
+            "train_per_class",
+            "val_per_class",
+            "test_per_class",
+        ):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.classes < 2:
