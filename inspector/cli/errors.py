@@ -55,6 +55,17 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     return "".join(out)
 
 
+def path_argument(text: str) -> Path:
+    """argparse's type for every path option: ``Path(text)``, refusing an empty string.
+
+    ``Path("")`` is ``.``: an empty ``--out ""`` (an unset shell variable, say) would
+    otherwise write into the current folder, and an empty ``--checkpoint`` would read it.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path was given")
+    return Path(text)
+
+
 def _paths(value: object) -> list[Path]:
     if isinstance(value, Path):
         return [value]
