@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from pathlib import Path
 
 from .load_flags import add_load_flags, load_options_from_args
 from .progress import ProgressBar, format_table
-
-OUTPUTS = ("sanity.json", "sanity.csv", "sanity.png")
 
 
 def add_sanity(sub: argparse._SubParsersAction) -> None:
@@ -48,21 +44,11 @@ def add_sanity(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sanity)
 
 
-def _csv(records: list[dict]) -> str:
-    buf = io.StringIO()
-    columns = ["step", "layer", "image", "name", "spearman", "ssim"]
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for r in records:
-        writer.writerow({k: ("" if r[k] is None else r[k]) for k in columns})
-    return buf.getvalue()
-
-
 def cmd_sanity(args: argparse.Namespace) -> int:
     from ..core.explain import load_image, open_model
-    from ..core.export import check_writable, save_json, save_png, save_text
     from ..core.saliency import MapSettings
-    from ..core.sanity import cascade_layers, cascading_sanity, sanity_figure
+    from ..core.sanity import cascade_layers, cascading_sanity
+    from ..core.sanity_files import check_sanity_outputs, sanity_record, save_sanity
     from ..core.train import resolve_device
     from .errors import CLIError
 
@@ -76,8 +62,7 @@ def cmd_sanity(args: argparse.Namespace) -> int:
         class_index=args.class_index,
         aggregation=args.aggregation,
     )
-    targets = [args.out / n for n in OUTPUTS]
-    check_writable(targets, overwrite=args.overwrite)
+    check_sanity_outputs(args.out, overwrite=args.overwrite)
     loaded = open_model(
         args.checkpoint, device=resolve_device(args.device), options=load_options_from_args(args)
     )
@@ -92,33 +77,22 @@ def cmd_sanity(args: argparse.Namespace) -> int:
         progress=lambda done, text: bar.update(done, text),
     )
     bar.close()
-    per_layer = result.per_layer()
-    record = {
-        "checkpoint": str(args.checkpoint),
-        "images": [str(p) for p in args.image],
-        "target_classes": result.target_classes,
-        "settings": result.settings,
-        "layers": result.layers,
-        "per_layer": per_layer,
-        "records": result.records,
-        "protocol": "cascading randomisation (Adebayo et al. 2018), top layer first, "
-        "cumulative; Spearman rank correlation and SSIM (Wang et al. 2004) of each step's "
-        "image-resolution map with the trained model's",
-    }
-    figure = sanity_figure(result, [im.display for im in images], cmap=args.cmap)
-    args.out.mkdir(parents=True, exist_ok=True)
-    # Each file is written atomically; check_writable above refused before any work when one
-    # of them existed without --overwrite.
-    save_json(args.out / "sanity.json", record, overwrite=args.overwrite)
-    save_text(args.out / "sanity.csv", _csv(result.records), overwrite=args.overwrite)
-    save_png(args.out / "sanity.png", figure, record["settings"], overwrite=args.overwrite)
+    record = sanity_record(result, args.checkpoint, args.image)
+    save_sanity(
+        args.out,
+        result,
+        record,
+        [im.display for im in images],
+        cmap=args.cmap,
+        overwrite=args.overwrite,
+    )
     rows = [
         [
             r["layer"],
             "n/a" if r["spearman"] is None else f"{r['spearman']:.3f}",
             f"{r['ssim']:.3f}",
         ]
-        for r in per_layer
+        for r in record["per_layer"]
     ]
     print(format_table(["layer randomised (cumulative)", "spearman", "ssim"], rows))
     return 0

@@ -1195,6 +1195,25 @@ class MainWindow(QMainWindow):
             "mask": self.mask,
         }
 
+    def _sanity_dialog(self) -> None:
+        if self.loaded is None or self.image is None:
+            self.show_error("open a checkpoint and an image first: the check explains that image")
+            return
+        from .sanity_dialog import SanityDialog
+
+        s = self.controls.settings()
+        self.sanity = SanityDialog(
+            self.loaded,
+            self.image,
+            s,
+            checkpoint=self.loaded.path,
+            cmap=s.colormap,
+            model_runner=self.runner,
+            parent=self,
+        )
+        self.sanity.show()
+        self.sanity.start()
+
     def _compare_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(
             self,
@@ -1393,6 +1412,14 @@ class MainWindow(QMainWindow):
             self._compare_study_models,
             "The paper's 14 models as trained by our reproduction "
             "(checkpoints/tiny-imagenet-10), side by side on this image",
+        )
+        self._action(
+            file_menu,
+            "&Sanity Check (Cascading Randomisation)…",
+            "Ctrl+Alt+S",
+            self._sanity_dialog,
+            "Re-initialise the layers from the top and watch this image's map degrade "
+            "(Adebayo et al. 2018)",
         )
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
