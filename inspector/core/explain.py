@@ -72,7 +72,7 @@ def open_model(
 
     if is_library_source(path, getattr(options, "arch", None)):
         # timm / Hugging Face / OpenCLIP families run as the library's module behind a
-        # capture adapter (docs/architecture-models.md); model is that adapter.
+        # capture adapter (docs/ARCHITECTURE.md section 10); model is that adapter.
         lib = open_library(path, options, heads=heads, device=device)
         return LoadedModel(lib, lib.adapter, Path(path), torch.device(device))  # type: ignore[arg-type]
     ckpt = load_with_options(path, options, heads=heads, **overrides)

@@ -1,7 +1,7 @@
 """Models that run as their library's own module (timm, Hugging Face, OpenCLIP) behind a
 capture adapter, for the families our :class:`~inspector.core.model.VisionTransformer` cannot
 host faithfully (layer scale, registers, RoPE, relative position bias, split q/v biases,
-attention pooling, windowed attention). See docs/architecture-models.md.
+attention pooling, windowed attention). See docs/ARCHITECTURE.md section 10.
 
 The libraries are optional extras: :func:`require` imports one or says, in one line, which
 extra installs it.
