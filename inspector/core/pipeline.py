@@ -24,6 +24,7 @@ from .metrics import localisation_metrics
 from .postprocess import COLORMAPS, full_map, overlay
 from .preprocess import MaskSizeError
 from .preprocess import align_mask as _align
+from .preprocess import unalign_mask as _unalign
 from .saliency import MapSettings, compute_map
 
 __all__ = [
@@ -132,6 +133,14 @@ def align_mask(mask: np.ndarray, image_shape: tuple[int, int], loaded: LoadedMod
     """:func:`~inspector.core.preprocess.align_mask` with the model's preprocessing: a mask of
     the original image ``(H, W)`` -> ``(S, S)`` bool on the display; refuses another size."""
     return _align(mask, image_shape, loaded.checkpoint.preprocess)
+
+
+def unalign_mask(
+    display_mask: np.ndarray, image_shape: tuple[int, int], loaded: LoadedModel
+) -> np.ndarray:
+    """:func:`~inspector.core.preprocess.unalign_mask` with the model's preprocessing: a mask
+    drawn on the display ``(S, S)`` -> ``(H, W)`` bool on the original image."""
+    return _unalign(display_mask, image_shape, loaded.checkpoint.preprocess)
 
 
 def degenerate_flags(raw_grid: np.ndarray, settings: MapSettings, capture: Capture) -> list[str]:

@@ -119,6 +119,42 @@ def prepare_image(image: np.ndarray, preprocess: Preprocess) -> np.ndarray:
     return np.array(resized[top:bottom, left:right], dtype=np.uint8, copy=True)
 
 
+def unalign_mask(
+    display_mask: np.ndarray, image_shape: tuple[int, int], preprocess: Preprocess
+) -> np.ndarray:
+    """The inverse of :func:`align_mask`: a mask drawn on the display -> the original image.
+
+    A mask painted or boxed on what the model sees must outlive the model: another checkpoint
+    may resize or crop differently, so the window keeps the mask in the original image's
+    geometry and aligns it again. The display mask is put back where the centre crop took it
+    from, inside the resized image (what the crop cut off is outside the mask: nothing was
+    drawn there), resized to the original size bilinearly and cut at one half, as
+    :func:`align_mask` does the other way. ``align_mask(unalign_mask(m))`` is ``m`` exactly
+    when the image needed no resize, and up to the two resamplings' edge pixels otherwise.
+
+    Args:
+        display_mask: ``(S, S)`` bool with ``S = preprocess.image_size``.
+        image_shape: ``(H, W)`` of the original image.
+        preprocess: the model's preprocessing the display was made with.
+
+    Returns:
+        ``(H, W)`` bool.
+    """
+    m = np.asarray(display_mask)
+    s = preprocess.image_size
+    if m.shape != (s, s):
+        raise ValueError(f"a display mask must be ({s}, {s}), got shape {m.shape}")
+    h, w = int(image_shape[0]), int(image_shape[1])
+    h2, w2 = resized_size(h, w, preprocess)
+    top, left, bottom, right = crop_box(h, w, preprocess)
+    canvas = np.zeros((h2, w2), np.uint8)  # the resized image's geometry
+    canvas[top:bottom, left:right] = np.where(m > 0, 255, 0)
+    if (h2, w2) == (h, w):
+        return canvas >= 128
+    pil = Image.fromarray(canvas).resize((w, h), resample=Image.Resampling.BILINEAR)
+    return np.asarray(pil) >= 128
+
+
 def normalise_uint8(
     batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]
 ) -> torch.Tensor:

@@ -49,7 +49,7 @@ from inspector.core.explain import (
 from inspector.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
 from inspector.core.load_options import LoadOptions, needs_heads
 from inspector.core.metrics import smm
-from inspector.core.pipeline import align_mask, explain_one
+from inspector.core.pipeline import align_mask, explain_one, unalign_mask
 from inspector.core.saliency import registry
 
 from .attention_grid import AttentionGrid
@@ -122,6 +122,9 @@ class MainWindow(QMainWindow):
         self.map_flags: list[str] = []  # degenerate-map notices of the last render
         self.map_scale = None  # colorscale.Scale of the last map (the colour bar's values)
         self.mask_path: Path | None = None
+        # A mask drawn on the display, with the preprocessing it was drawn for: shown exactly
+        # while the geometry is the same, re-aligned from mask_original when it is not.
+        self._painted: tuple[np.ndarray, object] | None = None
         self.last_render: RenderResult | None = None
         self.render_count = 0
         self._jobs: dict[int, str] = {}  # request id -> what it was for
@@ -277,7 +280,7 @@ class MainWindow(QMainWindow):
     def set_mask_array(self, mask: np.ndarray | None, source: str = "panel") -> bool:
         """Use an ``(H, W)`` bool mask in the original image's geometry (None removes it)."""
         if mask is None:
-            self.mask_original = self.mask = self.mask_path = None
+            self.mask_original = self.mask = self.mask_path = self._painted = None
             self._sync_panel_mask()
             self._mask_only_changed()
             return True
@@ -868,6 +871,7 @@ class MainWindow(QMainWindow):
             self.open_mask(pending)
         else:
             self._refresh_mask_geometry()
+            self._renew_masks_panel_image()
         self.image_view.fit() if new_image else None
         self.schedule_refresh()
         if kind == "capture":
@@ -881,7 +885,7 @@ class MainWindow(QMainWindow):
         used."""
         pending = self._pending_mask
         self._pending_mask = None
-        self.mask_original = self.mask = self.mask_path = None
+        self.mask_original = self.mask = self.mask_path = self._painted = None
         self.image_view.set_mask(None)
         candidates = [pending] if pending else []
         candidates += [path.with_name(f"{path.stem}_mask{s}") for s in (".png", path.suffix)]
@@ -911,7 +915,7 @@ class MainWindow(QMainWindow):
                     f"{shape[1]}×{shape[0]}; mask not used"
                 )
             return False
-        self.mask_original, self.mask_path = mask, path
+        self.mask_original, self.mask_path, self._painted = mask, path, None
         self._refresh_mask_geometry()
         self.schedule_refresh()
         return True
@@ -927,12 +931,25 @@ class MainWindow(QMainWindow):
         if self.mask_original is None:
             self.mask = None
         elif self.loaded is not None and self.image is not None:
-            self.mask = align_mask(self.mask_original, self._original_shape(), self.loaded)
+            painted = self._painted
+            if painted is not None and painted[1] == self.loaded.checkpoint.preprocess:
+                self.mask = painted[0]  # the geometry it was drawn on: exactly as drawn
+            else:
+                self.mask = align_mask(self.mask_original, self._original_shape(), self.loaded)
         else:
             self.mask = self.mask_original
         self.image_view.set_mask(self.mask)
         self._sync_panel_mask()
         self.maskChanged.emit()
+
+    def _renew_masks_panel_image(self) -> None:
+        """The same image through another model: the masks panel paints on the new display
+        (another size, another crop), starting from the window's re-aligned mask."""
+        panel = self.panels.get("masks")
+        size = getattr(panel, "image_size", None) if panel else None
+        if self.image is not None and size is not None and size() != self.image.display.shape[:2]:
+            self._notify_masks_panel()
+            self._sync_panel_mask()
 
     def _notify_masks_panel(self) -> None:
         panel = self.panels.get("masks")
@@ -1240,14 +1257,21 @@ class MainWindow(QMainWindow):
             return  # our own mask echoed back
         if mask is None:
             if self.mask is not None:
-                self.mask_original = self.mask = self.mask_path = None
+                self.mask_original = self.mask = self.mask_path = self._painted = None
                 self._mask_only_changed()
             return
         m = np.asarray(mask, dtype=bool)
         if self.mask is not None and m.shape == self.mask.shape and np.array_equal(m, self.mask):
             return
         if self.image is not None and m.shape == self.image.display.shape[:2]:
-            self.mask_original = None
+            # Kept on the original image too, so that it outlives this model (a checkpoint
+            # that resizes or crops differently gets it re-aligned).
+            shape = self._original_shape()
+            loaded = self.loaded
+            self.mask_original = (
+                unalign_mask(m, shape, loaded) if loaded is not None and shape else None
+            )
+            self._painted = (m, loaded.checkpoint.preprocess if loaded is not None else None)
             self.mask, self.mask_path = m, None
             self._mask_only_changed()
         else:
