@@ -7,6 +7,7 @@ Public API (for the main window):
 * ``job_ended(str, str)`` signal - any end of a job: ``(status, message)`` with status
   ``finished`` / ``stopped`` / ``diverged`` / ``failed``; emitted after the process has ended.
 * ``running_changed(bool)`` signal.
+* ``epoch_reported(dict)`` signal - a training job finished an epoch (its ``history.json`` row).
 * ``study_finished(list)`` signal - an ablation study finished; its models (``last.pt`` of the
   first seed, one per preset) are ready for the compare view.
 * ``start_study()`` - the study job: the checked models of the "Ablation study" box trained,
@@ -95,6 +96,7 @@ class TrainingPanel(QWidget):
     """Configure and run a training job, with live curves, progress, ETA and a log."""
 
     finished = Signal(str)
+    epoch_reported = Signal(dict)  # one epoch of a training job: its history.json row
     job_ended = Signal(str, str)
     running_changed = Signal(bool)
     study_finished = Signal(list)
@@ -803,6 +805,7 @@ class TrainingPanel(QWidget):
             f"AUC {_fmt(row.get('val_roc_auc'))} · {row.get('seconds', float('nan')):.1f} s"
             f"{best}"
         )
+        self.epoch_reported.emit(dict(row))
 
     def _on_job_done(self, job: TrainingProcess | StudyProcess, status: str, extra: Any) -> None:
         if job is not self._job:
