@@ -194,3 +194,38 @@ def test_panel_fits_its_dock_at_1280x720(qtbot, window, tmp_path):
         for w in (panel.start_button, panel.cancel_button, panel.progress):
             assert w.isVisible() and inside_window(w), (width, w)
         assert panel.status_label.width() <= panel.width()
+
+
+def test_a_crashing_child_shows_one_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    from inspector.gui.cli_process import error_line
+
+    crash = subprocess.run(
+        [sys.executable, "-c", "def f():\n    raise RuntimeError('boom at step 3')\nf()"],
+        capture_output=True,
+        text=True,
+    )
+    assert "Traceback" in crash.stderr  # a real traceback, several lines
+    assert error_line(crash.stderr) == "unexpected error: RuntimeError: boom at step 3"
+    # The CLI's own one-line error wins over anything printed before it.
+    assert error_line("warning: x\nvit-inspector: error: no such folder: /d\n") == (
+        "no such folder: /d"
+    )
+
+
+def test_study_job_runs_in_a_child_process(panel, qtbot, tmp_path):
+    out = tmp_path / "study"
+    configure_training(panel, out, epochs=1, train_per_class=2)
+    panel.study_box.set_presets(["baseline"])
+    panel.study_box.seeds_spin.setValue(1)
+    panel.study_box.jobs_spin.setValue(1)
+    with qtbot.waitSignal(panel.study_finished, timeout=120_000) as done:
+        click(qtbot, panel.study_box.run_button)
+        job = panel._job
+        qtbot.waitUntil(lambda: job.process.process.processId() > 0, timeout=10_000)
+        assert job.process.process.processId() != os.getpid()
+        assert "ablate" in job.process.args and "--events=json" in job.process.args
+    assert done.args[0] == [str(out / "runs" / "baseline" / "seed-0" / "last.pt")]
+    assert panel.study_table.rowCount() == 1
