@@ -268,7 +268,7 @@ def bench_training_stall(app: QApplication, workdir: Path, epochs: int, label: s
     loop.exec()
     timer.stop()
     wall = time.perf_counter() - t0
-    steps = len(panel._step_x)
+    steps = panel.curves.step_count()
     epochs_seen = len(panel.history())
     print(
         f"\ntraining from the panel in a child process, {label} ({epochs} epochs, "

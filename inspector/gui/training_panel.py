@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QBoxLayout,
@@ -52,7 +51,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -70,6 +68,7 @@ from inspector.core.config import (
 from .layout import row
 from .study_box import StudyBox, StudyTable
 from .study_worker import StudyProcess
+from .training_curves import TrainingCurves
 from .training_worker import DatasetSpec, TrainingJob, TrainingProcess, user_message
 
 CUSTOM = "custom"
@@ -105,7 +104,6 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self._job: TrainingProcess | StudyProcess | None = None
         self._study_rows: list[dict[str, Any]] = []
-        self._study_curves: dict[tuple[str, int], tuple] = {}
         self._study_models: list[str] = []
         self._stopping = False
         self._result: tuple[str, str, str] | None = None
@@ -256,33 +254,12 @@ class TrainingPanel(QWidget):
         right = QVBoxLayout(self.results_widget)
         right.setContentsMargins(0, 0, 0, 0)
         self.columns.addWidget(self.results_widget, 1)
-        self.loss_plot = pg.PlotWidget(title="Loss")
-        self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10))
-        self.loss_plot.setLabel("bottom", "epoch")
-        self.acc_plot = pg.PlotWidget(title="Accuracy")
-        self.acc_legend = self.acc_plot.addLegend(offset=(-10, -10))
-        self.acc_plot.setLabel("bottom", "epoch")
-        self.acc_plot.setYRange(0.0, 1.0)
-        for plot in (self.loss_plot, self.acc_plot):
-            # Small minimum: the plots follow the dock's width instead of widening it.
-            plot.setMinimumSize(160, 180)
-            plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        sym = {"symbol": "o", "symbolSize": 5}
-        self.train_loss_curve = self.loss_plot.plot(
-            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym
-        )
-        self.val_loss_curve = self.loss_plot.plot(
-            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym
-        )
-        self.step_loss_curve = self.loss_plot.plot(
-            name="batch", pen=pg.mkPen((120, 120, 120, 110), width=1)
-        )
-        self.train_acc_curve = self.acc_plot.plot(
-            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym
-        )
-        self.val_acc_curve = self.acc_plot.plot(
-            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym
-        )
+        self.curves = TrainingCurves()
+        # The names the tests and the benchmark read.
+        self.loss_plot, self.acc_plot = self.curves.loss_plot, self.curves.acc_plot
+        self.train_loss_curve, self.val_loss_curve = self.curves.train_loss, self.curves.val_loss
+        self.train_acc_curve, self.val_acc_curve = self.curves.train_acc, self.curves.val_acc
+        self.step_loss_curve = self.curves.step_loss
         right.addWidget(self.loss_plot, 2)
         right.addWidget(self.acc_plot, 2)
         self.log_view = QPlainTextEdit()
@@ -305,8 +282,6 @@ class TrainingPanel(QWidget):
         self.compare_button.hide()
         right.addWidget(self.compare_button)
         root.addWidget(self._build_footer())
-        self._step_x: list[float] = []
-        self._step_y: list[float] = []
         self._on_dataset_kind()
 
     def _build_footer(self) -> QWidget:
@@ -744,16 +719,13 @@ class TrainingPanel(QWidget):
             f"loss {info['loss']:.4f} · lr {info['lr']:.2e} · "
             f"{info['images_per_second']:.0f} img/s · elapsed {format_eta(info['elapsed'])}"
         )
-        # The batch loss on the epoch axis: epoch e step s sits at e - 1 + s / steps.
-        self._step_x.append(info["epoch"] - 1 + info["step"] / max(1, info["steps_per_epoch"]))
-        self._step_y.append(info["loss"])
-        self.step_loss_curve.setData(self._step_x, self._step_y)
+        self.curves.add_step(info)
 
     @Slot(dict)
     def _on_study_progress(self, info: dict) -> None:
         self.progress.setValue(int(round(1000 * info["fraction"])))
         if info["curves"]:
-            self._add_study_point(info)
+            self.curves.add_study_point(info)
         where = (
             f"model {info['index']}/{info['total']} {info['preset']} · epoch "
             f"{info['epoch']}/{info['epochs']}"
@@ -763,40 +735,15 @@ class TrainingPanel(QWidget):
         self.progress.setFormat(f"{where} · %p% · ETA {format_eta(info['eta_seconds'])}")
         self.status_label.setText(f"{info['message']} · elapsed {format_eta(info['elapsed'])}")
 
-    def _add_study_point(self, info: dict) -> None:
-        """One epoch of one study run: its training loss and validation accuracy join that
-        run's curves (one colour per run, in the study's order)."""
-        key = (info["preset"], info["seed"])
-        if key not in self._study_curves:
-            pen = pg.mkPen(pg.intColor(info["index"] - 1, hues=max(info["total"], 2)), width=1.5)
-            self._study_curves[key] = (
-                [],
-                [],
-                [],
-                self.loss_plot.plot(pen=pen),
-                self.acc_plot.plot(pen=pen),
-            )
-        epochs, losses, accs, loss_curve, acc_curve = self._study_curves[key]
-        epochs.append(info["epoch"])
-        losses.append(info["curves"].get("train_loss", float("nan")))
-        accs.append(info["curves"].get("val_accuracy", float("nan")))
-        loss_curve.setData(epochs, losses)
-        acc_curve.setData(epochs, accs)
-        acc_curve.setToolTip(f"{info['preset']} seed {info['seed']}")
-
     def study_curves(self) -> dict[tuple[str, int], tuple[list, list, list]]:
         """Per study run: (epochs, training losses, validation accuracies) plotted so far."""
-        return {k: (list(v[0]), list(v[1]), list(v[2])) for k, v in self._study_curves.items()}
+        return self.curves.study_curves()
 
     @Slot(dict)
     def _on_epoch(self, info: dict) -> None:
         row = info["metrics"]
         self._history.append(dict(row))
-        epochs = [r["epoch"] for r in self._history]
-        self.train_loss_curve.setData(epochs, [r["train_loss"] for r in self._history])
-        self.val_loss_curve.setData(epochs, [r["val_loss"] for r in self._history])
-        self.train_acc_curve.setData(epochs, [r["train_acc"] for r in self._history])
-        self.val_acc_curve.setData(epochs, [r["val_accuracy"] for r in self._history])
+        self.curves.show_history(self._history)
         best = " (best so far)" if info["is_best"] else ""
         self._append_log(
             f"epoch {row['epoch']}/{info['epochs']}: train loss {row['train_loss']:.4f} "
@@ -872,28 +819,11 @@ class TrainingPanel(QWidget):
         self.running_changed.emit(running)
 
     def _set_plot_mode(self, study: bool) -> None:
-        """A study draws one line per run (training loss, validation accuracy); a single job
-        draws train / validation / batch curves with their legend."""
-        self.loss_plot.setTitle("Training loss, one line per model" if study else "Loss")
-        self.acc_plot.setTitle("Validation accuracy, one line per model" if study else "Accuracy")
-        self.loss_legend.setVisible(not study)
-        self.acc_legend.setVisible(not study)
+        self.curves.set_mode(study)
 
     def _reset_curves(self) -> None:
         self._history = []
-        for *_, loss_curve, acc_curve in self._study_curves.values():
-            self.loss_plot.removeItem(loss_curve)
-            self.acc_plot.removeItem(acc_curve)
-        self._study_curves = {}
-        self._step_x, self._step_y = [], []
-        for curve in (
-            self.train_loss_curve,
-            self.val_loss_curve,
-            self.step_loss_curve,
-            self.train_acc_curve,
-            self.val_acc_curve,
-        ):
-            curve.setData([], [])
+        self.curves.reset()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
         # Standalone use: never leave a process running behind a destroyed widget.
