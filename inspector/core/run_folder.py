@@ -11,8 +11,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .run_state import HISTORY, LAST, LEGACY_STATE, STATE, existing_run_files
-
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -35,7 +33,10 @@ def inspect_run_folder(folder: str | Path) -> RunFolder | None:
     out = Path(folder).expanduser()
     try:
         if not out.is_dir():
-            return None
+            return None  # the usual case (a fresh runs/<preset>-<time>): no torch import
+        # run_state imports torch: only now, for a folder that exists.
+        from .run_state import HISTORY, LAST, LEGACY_STATE, STATE, existing_run_files
+
         files = tuple(existing_run_files(out))
     except OSError:
         return None
