@@ -332,8 +332,9 @@ class TrainingPanel(QWidget):
         return footer
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
-        # Side by side only when both columns get a useful width.
-        wide = event.size().width() >= 980
+        # Side by side whenever the curves get a useful width (260 px) beside the form, so a
+        # running job's curves are in view without scrolling; else the curves go below it.
+        wide = event.size().width() >= self.form_widget.minimumSizeHint().width() + 280
         direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
         if self.columns.direction() != direction:
             self.columns.setDirection(direction)
