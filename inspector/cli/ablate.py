@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from .errors import EXIT_TERMINATED
+from .events import JsonEvents
 from .progress import ProgressBar, format_table
 from .signals import stop_on_sigterm
 
@@ -86,6 +87,14 @@ def add_ablate(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="train every model again from scratch, even over a study of other settings",
     )
+    p.add_argument(
+        "--events",
+        choices=("text", "json"),
+        default="text",
+        help="json: every study event as one JSON object per line on stdout (start, step, "
+        "epoch, evaluate, model_done, report, then result with the report's rows), no "
+        "progress bar or table; errors stay one line on stderr",
+    )
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_ablate)
 
@@ -127,6 +136,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         test_per_class=args.test_per_class,
     )
     bar = ProgressBar(total=1000)
+    json_events = JsonEvents() if args.events == "json" else None
+
+    def on_json_event(event: StudyEvent) -> None:
+        if event.kind == "step":
+            json_events.step(event)  # throttled; every other kind is sent
+        else:
+            json_events.emit(event.kind, event)
 
     def on_event(event: StudyEvent) -> None:
         if event.kind == "start":
@@ -150,7 +166,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             result = run_study(
                 spec,
                 args.out,
-                callback=on_event,
+                callback=on_json_event if json_events else on_event,
                 stop=stop,
                 overwrite=args.overwrite,
                 ray=args.ray,
@@ -164,12 +180,24 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         )
         return 130
     bar.close()
+    if json_events is not None:
+        finished = result.status == "finished"
+        json_events.emit(
+            "result",
+            status=result.status,
+            message=result.message,
+            rows=result.rows if finished else [],
+            report=str(args.out / "report.md") if finished else None,
+            wall_seconds=result.wall_seconds,
+        )
     if terminated and result.status != "finished":
         print(f"terminated (SIGTERM); {result.message}", file=sys.stderr)
         return EXIT_TERMINATED
     if result.status != "finished":
         print(result.message, file=sys.stderr)
         return 130
+    if json_events is not None:
+        return 0  # the rows went out in the result event
     from ..core.study import COLUMNS, format_cell
 
     table = [[r["model"], *(format_cell(r[k]) for k, _ in COLUMNS)] for r in result.rows]

@@ -8,12 +8,13 @@ import threading
 from pathlib import Path
 
 from .errors import EXIT_FAILED, EXIT_TERMINATED, CLIError
+from .events import JsonEvents
 from .progress import ProgressBar, format_table
 from .signals import stop_on_sigterm
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
-    from ..core.config import PRESETS
+    from ..core.config import POS_ENCODINGS, PRESETS
 
     p = sub.add_parser(
         "train",
@@ -56,6 +57,32 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="softmax inside the model then cross-entropy (the authors' double softmax)",
     )
+    p.add_argument(
+        "--data-format",
+        choices=("auto", "tiny-imagenet", "image-folder"),
+        default="auto",
+        help="how to read a --data folder (auto: Tiny ImageNet when it has wnids.txt)",
+    )
+    p.add_argument(
+        "--val-per-class",
+        type=int,
+        default=None,
+        help="synthetic data only: validation (and test) images per class (default 50)",
+    )
+    arch = p.add_argument_group("architecture (changes to --preset)")
+    arch.add_argument("--pos-encoding", choices=POS_ENCODINGS, default=None)
+    arch.add_argument("--depth", type=int, default=None, help="transformer blocks")
+    arch.add_argument("--heads", type=int, default=None, help="attention heads per block")
+    arch.add_argument("--hidden-size", type=int, default=None)
+    arch.add_argument("--no-residual", action="store_true", help="drop the residual paths")
+    arch.add_argument("--no-layernorm", action="store_true", help="drop the LayerNorms")
+    p.add_argument(
+        "--events",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per line on stdout (loaded, step, epoch, result) for a "
+        "program driving the run, no progress bar; errors stay one line on stderr",
+    )
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--out", required=True, type=Path)
@@ -71,6 +98,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"--epochs must be at least 1, got {args.epochs}")
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    for flag, value in (("--depth", args.depth), ("--heads", args.heads)):
+        if value is not None and value < 1:
+            raise CLIError(f"{flag} must be at least 1, got {value}")
+    if args.hidden_size is not None and args.hidden_size < 1:
+        raise CLIError(f"--hidden-size must be at least 1, got {args.hidden_size}")
+    if args.val_per_class is not None and args.val_per_class < 1:
+        raise CLIError(f"--val-per-class must be at least 1, got {args.val_per_class}")
     from ..core.distributed import process_group_from_env
 
     stop = threading.Event()
@@ -79,22 +113,79 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train(args, stop, terminated, quiet=not world.is_writer)
 
 
+def _architecture(args: argparse.Namespace) -> dict[str, object]:
+    """The architecture flags given, as ``ViTConfig`` fields over the preset's."""
+    changes: dict[str, object] = {}
+    for key, value in (
+        ("pos_encoding", args.pos_encoding),
+        ("depth", args.depth),
+        ("num_heads", args.heads),
+        ("hidden_size", args.hidden_size),
+    ):
+        if value is not None:
+            changes[key] = value
+    if args.no_residual:
+        changes["residual"] = False
+    if args.no_layernorm:
+        changes["layernorm"] = False
+    return changes
+
+
+def _load_data(args: argparse.Namespace):  # -> DatasetSplits
+    from ..core.data import load_dataset
+
+    kwargs: dict[str, int] = {}
+    if args.train_per_class is not None:
+        kwargs["train_per_class"] = args.train_per_class
+    synthetic = str(args.data).strip().lower() == "synthetic"
+    if args.val_per_class is not None:
+        if not synthetic:
+            raise CLIError("--val-per-class applies to the synthetic data only")
+        kwargs["val_per_class"] = kwargs["test_per_class"] = args.val_per_class
+    if args.data_format == "auto" or synthetic:
+        return load_dataset(args.data, classes=args.classes, seed=args.seed, **kwargs)
+    folder = Path(args.data).expanduser()
+    if not folder.is_dir():
+        raise CLIError(f"dataset folder {str(folder)!r} does not exist or is not a folder")
+    if args.data_format == "tiny-imagenet":
+        # Read as what the user says it is, so a wrong folder gets the Tiny ImageNet
+        # loader's precise message (missing wnids.txt, annotations...).
+        from ..core.data.tiny_imagenet import load_tiny_imagenet
+
+        classes = 10 if args.classes is None else args.classes
+        return load_tiny_imagenet(folder, classes=classes, seed=args.seed, **kwargs)
+    from ..core.data.image_folder import load_image_folder
+
+    if kwargs:
+        raise CLIError("--train-per-class does not apply to an image folder (all images are used)")
+    return load_image_folder(folder, seed=args.seed)
+
+
 def _train(
     args: argparse.Namespace, stop: threading.Event, terminated: list[int], quiet: bool
 ) -> int:
+    import time
+
     from ..core.config import TrainConfig, preset
-    from ..core.data import load_dataset
     from ..core.train import EpochEvent, StepEvent, train
 
-    data_kwargs = {}
-    if args.train_per_class is not None:
-        data_kwargs["train_per_class"] = args.train_per_class
-    data = load_dataset(args.data, classes=args.classes, seed=args.seed, **data_kwargs)
+    json_events = JsonEvents() if args.events == "json" and not quiet else None
+    t0 = time.perf_counter()
+    data = _load_data(args)
+    if json_events is not None:
+        json_events.emit(
+            "loaded",
+            train=len(data.train),
+            val=len(data.val),
+            classes=data.train.num_classes,
+            seconds=time.perf_counter() - t0,
+        )
     model_cfg = preset(
         args.preset,
         num_classes=data.train.num_classes,
         image_size=data.train.images.shape[-1],
         output_softmax=args.paper_faithful,
+        **_architecture(args),
     )
     train_cfg = TrainConfig(
         epochs=args.epochs,
@@ -107,9 +198,19 @@ def _train(
         device=args.device,
         grad_clip=args.grad_clip or None,
     )
-    say = _silent if quiet else print  # a rank other than 0 prints nothing
+    # A rank other than 0 prints nothing; with --events json stdout carries JSON only.
+    say = _silent if quiet or json_events is not None else print
+    say_err = _silent if quiet else print  # stderr: in both modes
     bar = ProgressBar(total=1)
     announced = []
+
+    def on_json_event(event: StepEvent | EpochEvent) -> None:
+        if isinstance(event, StepEvent):
+            json_events.step(
+                event, force=event.step == event.steps_per_epoch, epochs=train_cfg.epochs
+            )
+        else:
+            json_events.emit("epoch", event)
 
     def on_event(event: StepEvent | EpochEvent) -> None:
         if not announced:
@@ -141,7 +242,7 @@ def _train(
             train_cfg,
             data,
             args.out,
-            callback=None if quiet else on_event,
+            callback=None if quiet else on_json_event if json_events else on_event,
             stop=stop,
             resume=args.resume,
             overwrite=args.overwrite,
@@ -150,16 +251,25 @@ def _train(
     except KeyboardInterrupt:
         stop.set()
         bar.close()
-        say(
+        say_err(
             f"interrupted; {args.out / 'last.pt'} holds the last completed epoch "
             f"(continue with --resume)",
             file=sys.stderr,
         )
         return 130
     bar.close()
+    if json_events is not None:
+        best = result.best_path if result.best_path.exists() else None
+        json_events.emit(
+            "result",
+            status=result.status,
+            message=result.message,
+            epochs_done=len(result.history),
+            best=str(best) if best and result.status == "finished" else None,
+        )
     if terminated:
         epochs = len(result.history)
-        say(
+        say_err(
             f"terminated (SIGTERM); {args.out / 'last.pt'} holds epoch {epochs} of "
             f"{args.epochs}" + ("" if epochs >= args.epochs else " (continue with --resume)"),
             file=sys.stderr,

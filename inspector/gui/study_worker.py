@@ -1,24 +1,20 @@
-"""The ablation-study job that the training panel runs off the GUI thread.
+"""The ablation-study job that the training panel runs, in a separate process (issue 11).
 
-``StudyWorker`` is a ``QObject`` moved to a ``QThread`` like :class:`TrainingWorker`. Its ``run``
-slot calls :func:`inspector.core.study.run_study` (which loads the data, trains every model -
-in worker processes when ``jobs > 1`` - evaluates them and writes the report) with a
-``threading.Event`` stop flag the GUI thread sets directly. The core's study events become
-throttled signals carrying plain Python values only.
+:class:`StudyProcess` runs ``vit-inspector ablate ... --events json`` as a child process like
+:class:`~inspector.gui.training_worker.TrainingProcess`: the child calls
+:func:`inspector.core.study.run_study` (it loads the data, trains every model - in its own
+worker processes when ``jobs > 1`` - evaluates them and writes the report); its
+``StudyEvent`` lines become signals carrying plain Python values only.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from .training_worker import is_user_error, user_message
+from .cli_process import EXIT_TERMINATED, CliProcess
 
 _CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_accuracy")
 
@@ -33,15 +29,49 @@ def study_models(out_dir: str | Path, rows: list[dict[str, Any]], seed: int) -> 
     return [str(p) for p in paths if p.is_file()]
 
 
-class StudyWorker(QObject):
-    """Runs one study (``inspector.core.study.StudySpec``) into ``out_dir``.
+def study_args(spec: Any, out_dir: Path) -> list[str]:
+    """The ``vit-inspector ablate`` arguments that run ``spec`` (a ``StudySpec``) into
+    ``out_dir``; every setting explicit. The GUI's seeds are always ``0..N-1``."""
+    if tuple(spec.seeds) != tuple(range(len(spec.seeds))):
+        raise ValueError(f"a study's seeds are 0..N-1, got {spec.seeds}")
+    args = [
+        "ablate",
+        f"--data={spec.data}",
+        f"--classes={spec.classes}",
+        f"--only={','.join(spec.presets)}",
+        f"--seeds={len(spec.seeds)}",
+        f"--epochs={spec.epochs}",
+        f"--jobs={spec.jobs}",
+        f"--method={spec.method}",
+        f"--fusion={spec.fusion}",
+        f"--discard={spec.discard_ratio!r}",
+        f"--threshold={spec.threshold!r}",
+        f"--smooth={spec.smoothing}",
+        f"--device={spec.device}",
+        f"--data-seed={spec.data_seed}",
+    ]
+    args += ["--paper-faithful"] if spec.paper_faithful else []
+    args += [f"--threads={spec.threads}"] if spec.threads else []
+    for flag, value in (
+        ("--train-per-class", spec.train_per_class),
+        ("--val-per-class", spec.val_per_class),
+        ("--test-per-class", spec.test_per_class),
+    ):
+        if value is not None:
+            args.append(f"{flag}={value}")
+    return [*args, f"--out={out_dir}", "--events=json"]
+
+
+class StudyProcess(QObject):
+    """Runs one study (``inspector.core.study.StudySpec``) into ``out_dir`` as
+    ``vit-inspector ablate --events json`` in a child process, read on the GUI thread.
 
     Signals (plain Python values):
         log(str): one line per finished epoch / model and the study's own messages.
-        progress(dict): throttled: ``fraction`` (whole study, [0, 1]), ``index``/``total``
-            (run number), ``preset``, ``seed``, ``epoch``/``epochs``, ``message``,
-            ``elapsed`` and ``eta_seconds`` (from the fraction done so far); for an ``epoch``
-            event ``curves``: that run's ``train_loss``, ``val_loss``, ``train_acc``,
+        progress(dict): ``fraction`` (whole study, [0, 1]), ``index``/``total`` (run number),
+            ``preset``, ``seed``, ``epoch``/``epochs``, ``message``, ``elapsed`` and
+            ``eta_seconds`` (from the fraction done so far); for an ``epoch`` event
+            ``curves``: that run's ``train_loss``, ``val_loss``, ``train_acc``,
             ``val_accuracy`` at ``epoch``.
         done(str, str, dict): ``status`` (finished / stopped / failed), a message, and for a
             finished study ``{"rows": [...], "report": path of report.md, "models": [paths],
@@ -52,87 +82,90 @@ class StudyWorker(QObject):
     progress = Signal(dict)
     done = Signal(str, str, dict)
 
-    def __init__(
-        self, spec: Any, out_dir: Path, stop: threading.Event, *, min_interval_s: float = 0.1
-    ) -> None:
-        super().__init__()
+    def __init__(self, spec: Any, out_dir: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.spec = spec
         self.out_dir = Path(out_dir)
-        self.stop = stop
-        self.min_interval_s = min_interval_s
-        self._last_emit = 0.0
-        self._started = 0.0
+        self.process = CliProcess(study_args(spec, self.out_dir), self)
+        self.process.event.connect(self._on_event)
+        self.process.text.connect(self.log)
+        self.process.ended.connect(self._on_ended)
+        self._started = 0.0  # the child's clock at the study's start event
         self._start_fraction = 0.0
-        # Set before ``done`` is emitted (a GUI thread blocked in QThread.wait() reads it).
+        self._outcome: dict[str, Any] | None = None
+        self._stop_requested = False
+        # Set before ``done`` is emitted (window close waits and reads it).
         self.result: tuple[str, str, dict] | None = None
 
-    def _finish(self, status: str, message: str, payload: dict | None = None) -> None:
-        self.result = (status, message, payload or {})
-        self.done.emit(status, message, payload or {})
-
-    @Slot()
-    def run(self) -> None:
-        from inspector.core.study import run_study
-
-        self._started = time.perf_counter()
-        try:
-            self.log.emit(
-                f"study: {len(self.spec.presets)} model(s) x {len(self.spec.seeds)} "
-                f"seed(s), {self.spec.epochs} epochs, {self.spec.jobs} job(s) -> "
-                f"{self.out_dir}; loading the data ..."
-            )
-            result = run_study(self.spec, self.out_dir, callback=self._on_event, stop=self.stop)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the panel
-            if not is_user_error(exc):
-                traceback.print_exc(file=sys.stderr)
-            self._finish("failed", user_message(exc))
-            return
-        if result.status != "finished":
-            self._finish("stopped", result.message)
-            return
-        self._finish(
-            "finished",
-            result.message,
-            {
-                "rows": result.rows,
-                "report": str(self.out_dir / "report.md"),
-                "models": study_models(self.out_dir, result.rows, self.spec.seeds[0]),
-                "wall_seconds": result.wall_seconds,
-            },
+    def start(self) -> None:
+        self.log.emit(
+            f"study: {len(self.spec.presets)} model(s) x {len(self.spec.seeds)} "
+            f"seed(s), {self.spec.epochs} epochs, {self.spec.jobs} job(s) -> "
+            f"{self.out_dir}; loading the data in a study process ..."
         )
+        self.process.start()
 
-    # Called on the worker thread by the core -------------------------------------------
-    def _on_event(self, event: Any) -> None:
-        now = time.perf_counter()
-        if event.kind == "start":
+    def stop(self) -> None:
+        """SIGTERM: the study stops between steps, keeping finished models and epochs."""
+        self._stop_requested = True
+        self.process.terminate()
+
+    def wait(self, timeout_ms: int) -> bool:
+        return self.process.wait(timeout_ms)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    @Slot(dict)
+    def _on_event(self, e: dict) -> None:
+        kind = e["event"]
+        if kind == "result":
+            self._outcome = e
+            return
+        now = float(e["elapsed"])
+        if kind == "start":
             # Resumed work counts as done before this session: the ETA uses only the rate
             # measured now.
-            self._start_fraction = event.fraction
-            self._started = now
-        if event.kind != "step":
-            self.log.emit(event.message)
-        elif now - self._last_emit < self.min_interval_s:
-            return  # steps: at most ~10 progress signals a second
-        self._last_emit = now
+            self._start_fraction, self._started = float(e["fraction"]), now
+        if kind != "step":
+            self.log.emit(str(e["message"]))
         elapsed = now - self._started
-        gained = event.fraction - self._start_fraction
-        eta = elapsed / gained * (1.0 - event.fraction) if gained > 0 else float("nan")
+        gained = float(e["fraction"]) - self._start_fraction
+        eta = elapsed / gained * (1.0 - float(e["fraction"])) if gained > 0 else float("nan")
+        metrics = e.get("metrics") or {}
         curves = {}
-        if event.kind == "epoch" and event.metrics:
-            curves = {k: float(event.metrics[k]) for k in _CURVE_KEYS if k in event.metrics}
+        if kind == "epoch":
+            curves = {k: float(metrics[k]) for k in _CURVE_KEYS if k in metrics}
+        keys = ("index", "total", "preset", "seed", "epoch", "epochs", "message")
         self.progress.emit(
             {
-                "kind": event.kind,
-                "fraction": float(event.fraction),
+                "kind": kind,
+                "fraction": float(e["fraction"]),
                 "curves": curves,
-                "index": event.index,
-                "total": event.total,
-                "preset": event.preset,
-                "seed": event.seed,
-                "epoch": event.epoch,
-                "epochs": event.epochs,
-                "message": event.message,
+                **{k: e[k] for k in keys},
                 "elapsed": elapsed,
                 "eta_seconds": eta,
             }
         )
+
+    @Slot(int, bool, str)
+    def _on_ended(self, code: int, crashed: bool, error: str) -> None:
+        out = self._outcome
+        if out is not None and out["status"] == "finished":
+            rows = list(out["rows"])
+            payload = {
+                "rows": rows,
+                "report": str(out["report"]),
+                "models": study_models(self.out_dir, rows, self.spec.seeds[0]),
+                "wall_seconds": float(out["wall_seconds"]),
+            }
+            status, message = "finished", str(out["message"])
+        elif out is not None:
+            status, message, payload = "stopped", str(out["message"]), {}
+        elif self._stop_requested and (crashed or code == EXIT_TERMINATED):
+            status, message, payload = "stopped", "cancelled before the study started", {}
+        else:
+            status, payload = "failed", {}
+            message = error or f"the study process ended with exit status {code}"
+        self.result = (status, message, payload)
+        self.done.emit(status, message, payload)

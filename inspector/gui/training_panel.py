@@ -5,18 +5,24 @@ Public API (for the main window):
 * ``TrainingPanel(parent=None)`` - a self-contained ``QWidget`` (place it in a dock or tab).
 * ``finished(str)`` signal - a trained model is ready at this path (``best.pt``); open it.
 * ``job_ended(str, str)`` signal - any end of a job: ``(status, message)`` with status
-  ``finished`` / ``stopped`` / ``diverged`` / ``failed``; emitted after the thread has ended.
+  ``finished`` / ``stopped`` / ``diverged`` / ``failed``; emitted after the process has ended.
 * ``running_changed(bool)`` signal.
+* ``epoch_reported(dict)`` signal - a training job finished an epoch (its ``history.json`` row).
 * ``study_finished(list)`` signal - an ablation study finished; its models (``last.pt`` of the
   first seed, one per preset) are ready for the compare view.
 * ``start_study()`` - the study job: the checked models of the "Ablation study" box trained,
   evaluated and reported by :func:`inspector.core.study.run_study` with the paper's
   hyper-parameters (epochs, data, device, double softmax and output folder from the form);
   ``study_rows()`` and ``study_table`` show the report's table when it is done.
-* ``start()`` / ``cancel()`` - what the buttons do; ``is_running()``.
-* ``request_stop_and_wait(timeout_ms) -> bool`` - for window close: sets the stop flag and waits
-  for the worker thread; the core stops between steps, so ``last.pt`` stays the last completed
-  epoch's (it is written atomically). True when the thread has ended.
+* ``start()`` / ``resume()`` / ``cancel()`` - what the buttons do; ``is_running()``. Resume is
+  offered (``resume_button``) when the output folder holds a run that can continue.
+* ``request_stop_and_wait(timeout_ms) -> bool`` - for window close: asks the job's process to
+  stop (SIGTERM) and waits for it; it stops between steps, so ``last.pt`` stays the last
+  completed epoch's (it is written atomically). True when it ended in time.
+
+Jobs run as ``vit-inspector train`` / ``ablate`` child processes with ``--events json``
+(:mod:`inspector.gui.cli_process`): the window's event loop never shares the GIL with them.
+The default output folder is a fresh ``runs/<preset>-<date>-<time>``.
 * ``model_config()`` / ``train_config()`` / ``dataset_spec()`` - the settings as core objects.
 
 All numbers shown come from :mod:`inspector.core.train` events and ``history.json`` rows.
@@ -25,13 +31,13 @@ All numbers shown come from :mod:`inspector.core.train` events and ``history.jso
 from __future__ import annotations
 
 import math
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
-import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -44,6 +50,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -60,8 +67,9 @@ from inspector.core.config import (
 
 from .layout import row
 from .study_box import StudyBox, StudyTable
-from .study_worker import StudyWorker
-from .training_worker import DatasetSpec, TrainingJob, TrainingWorker, user_message
+from .study_worker import StudyProcess
+from .training_curves import TrainingCurves
+from .training_worker import DatasetSpec, TrainingJob, TrainingProcess, user_message
 
 CUSTOM = "custom"
 DATASET_KINDS = (
@@ -87,33 +95,50 @@ class TrainingPanel(QWidget):
     """Configure and run a training job, with live curves, progress, ETA and a log."""
 
     finished = Signal(str)
+    epoch_reported = Signal(dict)  # one epoch of a training job: its history.json row
     job_ended = Signal(str, str)
     running_changed = Signal(bool)
     study_finished = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: TrainingWorker | StudyWorker | None = None
+        self._job: TrainingProcess | StudyProcess | None = None
         self._study_rows: list[dict[str, Any]] = []
-        self._study_curves: dict[tuple[str, int], tuple] = {}
         self._study_models: list[str] = []
-        self._stop = threading.Event()
+        self._stopping = False
         self._result: tuple[str, str, str] | None = None
+        self._auto_out = True  # the output field follows the preset until the user edits it
         self._history: list[dict[str, Any]] = []
         self._filling_preset = False
         self._build()
         self.apply_preset("baseline")
+        self._refresh_default_out()
         self._set_running(False)
 
     # ------------------------------------------------------------------ construction
     def _build(self) -> None:
-        root = QHBoxLayout(self)
-        left = QVBoxLayout()
-        root.addLayout(left, 0)
+        # The form and the curves scroll (vertically only: the content follows the dock's
+        # width); Start / Resume / Cancel, the progress and the messages sit below the scroll
+        # area, so they are visible at any dock height. Wide dock: form beside the curves;
+        # narrow: the curves below the form (``resizeEvent``).
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget()
+        self.columns = QBoxLayout(QBoxLayout.Direction.TopToBottom, content)
+        self.columns.setContentsMargins(0, 0, 0, 0)
+        self.scroll.setWidget(content)
+        root.addWidget(self.scroll, 1)
+        self.form_widget = QWidget()
+        left = QVBoxLayout(self.form_widget)
+        left.setContentsMargins(0, 0, 0, 0)
+        self.columns.addWidget(self.form_widget, 0)
 
         model_box = QGroupBox("Model (ViT)")
-        form = QFormLayout(model_box)
+        form = _form(model_box)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems([*PRESETS, CUSTOM])
         self.preset_combo.setToolTip(
@@ -151,10 +176,11 @@ class TrainingPanel(QWidget):
 
         defaults = TrainConfig()
         train_box = QGroupBox("Training")
-        tform = QFormLayout(train_box)
+        tform = _form(train_box)
         self.epochs_spin = _spin(1, 100_000, "Epochs")
         self.epochs_spin.setValue(defaults.epochs)
         tform.addRow("Epochs", self.epochs_spin)
+        self.epochs_spin.valueChanged.connect(lambda _v: self._resume_timer.start())
         self.batch_spin = _spin(1, 65_536, "Batch size")
         self.batch_spin.setValue(defaults.batch_size)
         tform.addRow("Batch size", self.batch_spin)
@@ -172,7 +198,7 @@ class TrainingPanel(QWidget):
         left.addWidget(train_box)
 
         data_box = QGroupBox("Data and output")
-        dform = QFormLayout(data_box)
+        dform = _form(data_box)
         self.dataset_combo = QComboBox()
         for key, label in DATASET_KINDS:
             self.dataset_combo.addItem(label, key)
@@ -186,16 +212,31 @@ class TrainingPanel(QWidget):
         self.classes_spin = _spin(2, 200, "Number of classes to use")
         self.classes_spin.setValue(10)
         dform.addRow("Classes", self.classes_spin)
+        # 0 shows as "default": the loader's own number (synthetic 500 training / 50
+        # validation images per class; Tiny ImageNet all 500 / 50).
         self.train_per_class_spin = _spin(
-            0, 100_000, "Training images per class (0 = the loader's default)"
+            0,
+            100_000,
+            "How many training images of each class to use; 'default' (0) uses the loader's "
+            "own number: 500 per class for synthetic shapes and Tiny ImageNet",
         )
-        dform.addRow("Train / class", self.train_per_class_spin)
+        self.train_per_class_spin.setSpecialValueText("default (500)")
+        dform.addRow("Training images per class", self.train_per_class_spin)
         self.val_per_class_spin = _spin(
-            0, 100_000, "Synthetic validation images per class (0 = default)"
+            0,
+            100_000,
+            "Synthetic shapes only: validation (and test) images per class; 'default' (0) is 50",
         )
-        dform.addRow("Val / class", self.val_per_class_spin)
+        self.val_per_class_spin.setSpecialValueText("default (50)")
+        dform.addRow("Validation images per class", self.val_per_class_spin)
+        self._resume_timer = QTimer(self)
+        self._resume_timer.setSingleShot(True)
+        self._resume_timer.setInterval(150)  # coalesce typing; the check reads history.json
+        self._resume_timer.timeout.connect(self.refresh_resume)
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("output folder for last.pt, best.pt, history.json")
+        self.out_edit.textEdited.connect(self._on_out_edited)
+        self.out_edit.textChanged.connect(lambda _t: self._resume_timer.start())
         self.out_browse = QPushButton("Browse…")
         self.out_browse.clicked.connect(self._browse_out)
         dform.addRow("Output", row(self.out_edit, self.out_browse))
@@ -207,64 +248,26 @@ class TrainingPanel(QWidget):
         self.study_box.run_button.clicked.connect(self.start_study)
         left.addWidget(self.study_box)
 
-        buttons = QHBoxLayout()
-        self.start_button = QPushButton("Start")
-        self.start_button.setShortcut("Ctrl+Return")
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip(
-            "Stop after the current step; the last completed epoch's checkpoint is kept"
-        )
-        self.cancel_button.clicked.connect(self.cancel)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        left.addLayout(buttons)
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #c62828;")
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.hide()
-        left.addWidget(self.error_label)
         left.addStretch(1)
 
-        right = QVBoxLayout()
-        root.addLayout(right, 1)
-        self.loss_plot = pg.PlotWidget(title="Loss")
-        self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10))
-        self.loss_plot.setLabel("bottom", "epoch")
-        self.acc_plot = pg.PlotWidget(title="Accuracy")
-        self.acc_legend = self.acc_plot.addLegend(offset=(-10, -10))
-        self.acc_plot.setLabel("bottom", "epoch")
-        self.acc_plot.setYRange(0.0, 1.0)
-        sym = {"symbol": "o", "symbolSize": 5}
-        self.train_loss_curve = self.loss_plot.plot(
-            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym
-        )
-        self.val_loss_curve = self.loss_plot.plot(
-            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym
-        )
-        self.step_loss_curve = self.loss_plot.plot(
-            name="batch", pen=pg.mkPen((120, 120, 120, 110), width=1)
-        )
-        self.train_acc_curve = self.acc_plot.plot(
-            name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym
-        )
-        self.val_acc_curve = self.acc_plot.plot(
-            name="validation", pen=pg.mkPen("#ff7f0e", width=2), symbolBrush="#ff7f0e", **sym
-        )
+        self.results_widget = QWidget()
+        right = QVBoxLayout(self.results_widget)
+        right.setContentsMargins(0, 0, 0, 0)
+        self.columns.addWidget(self.results_widget, 1)
+        self.curves = TrainingCurves()
+        # The names the tests and the benchmark read.
+        self.loss_plot, self.acc_plot = self.curves.loss_plot, self.curves.acc_plot
+        self.train_loss_curve, self.val_loss_curve = self.curves.train_loss, self.curves.val_loss
+        self.train_acc_curve, self.val_acc_curve = self.curves.train_acc, self.curves.val_acc
+        self.step_loss_curve = self.curves.step_loss
         right.addWidget(self.loss_plot, 2)
         right.addWidget(self.acc_plot, 2)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("idle")
-        right.addWidget(self.progress)
-        self.status_label = QLabel("No training job.")
-        right.addWidget(self.status_label)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
-        self.log_view.setPlaceholderText("Training log")
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.log_view.setPlaceholderText("Training log (cleared for each new job)")
+        self.log_view.setMinimumHeight(90)
         right.addWidget(self.log_view, 1)
         self.study_table = StudyTable()
         self.study_table.setToolTip(
@@ -278,9 +281,64 @@ class TrainingPanel(QWidget):
         )
         self.compare_button.hide()
         right.addWidget(self.compare_button)
-        self._step_x: list[float] = []
-        self._step_y: list[float] = []
+        root.addWidget(self._build_footer())
         self._on_dataset_kind()
+
+    def _build_footer(self) -> QWidget:
+        """Resume offer, Start / Resume / Cancel, progress, status and error: never scrolled."""
+        footer = QWidget()
+        lay = QVBoxLayout(footer)
+        lay.setContentsMargins(0, 4, 0, 0)
+        self.resume_label = QLabel()
+        self.resume_label.setWordWrap(True)
+        self.resume_label.hide()
+        lay.addWidget(self.resume_label)
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setShortcut("Ctrl+Return")
+        self.start_button.setToolTip("Train a new model into the output folder (Ctrl+Return)")
+        self.start_button.clicked.connect(self.start)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip(
+            "Continue the run in the output folder from its last completed epoch, up to the "
+            "form's Epochs (same model, settings and data)"
+        )
+        self.resume_button.clicked.connect(self.resume)
+        self.resume_button.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip(
+            "Stop after the current step; the last completed epoch's checkpoint is kept"
+        )
+        self.cancel_button.clicked.connect(self.cancel)
+        for b in (self.start_button, self.resume_button, self.cancel_button):
+            buttons.addWidget(b)
+        lay.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        self.progress.setMinimumWidth(60)
+        lay.addWidget(self.progress)
+        self.status_label = QLabel("No training job.")
+        self.status_label.setWordWrap(True)  # long messages wrap instead of being clipped
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.status_label)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #c62828;")
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.hide()
+        lay.addWidget(self.error_label)
+        return footer
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        # Side by side whenever the curves get a useful width (260 px) beside the form, so a
+        # running job's curves are in view without scrolling; else the curves go below it.
+        wide = event.size().width() >= self.form_widget.minimumSizeHint().width() + 280
+        direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
+        if self.columns.direction() != direction:
+            self.columns.setDirection(direction)
+        super().resizeEvent(event)
 
     # ------------------------------------------------------------------ configuration
     def apply_preset(self, name: str) -> None:
@@ -350,10 +408,60 @@ class TrainingPanel(QWidget):
         self.data_path_edit.setText(str(path))
 
     def set_output_dir(self, path: str | Path) -> None:
+        self._auto_out = False
         self.out_edit.setText(str(path))
+
+    def default_output_dir(self) -> Path:
+        """``runs/<preset>-<date>-<time>`` (a fresh folder), so the first Start just works."""
+        from inspector import paths
+
+        stem = f"{self.preset_combo.currentText()}-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder, n = paths.RUNS / stem, 2
+        while folder.exists():
+            folder, n = paths.RUNS / f"{stem}-{n}", n + 1
+        return folder
+
+    def _refresh_default_out(self) -> None:
+        if self._auto_out and not self.is_running():
+            self.out_edit.setText(str(self.default_output_dir()))
+
+    @Slot(str)
+    def _on_out_edited(self, _text: str) -> None:
+        self._auto_out = False  # the user's folder: never replaced by a default again
+
+    @Slot()
+    def refresh_resume(self) -> None:
+        """Offer Resume when the output folder holds a run that can continue (reads only file
+        names and ``history.json``: :func:`inspector.core.run_folder.inspect_run_folder`)."""
+        from inspector.core.run_folder import inspect_run_folder
+
+        text = self.out_edit.text().strip()
+        info = inspect_run_folder(text) if text and not self.is_running() else None
+        self.resume_button.setVisible(bool(info and info.resumable))
+        self.resume_label.setVisible(info is not None)
+        if info is None:
+            return
+        epochs = self.epochs_spin.value()
+        if not info.resumable:
+            self.resume_label.setText(
+                f"This folder holds {', '.join(info.files)} but nothing to resume from: "
+                "check 'Replace' to start again, or choose another folder."
+            )
+        elif info.epochs_done >= epochs:
+            self.resume_label.setText(
+                f"This folder holds a finished run ({info.epochs_done} epochs). Raise Epochs "
+                f"above {info.epochs_done} and Resume to train it further."
+            )
+        else:
+            self.resume_label.setText(
+                f"This folder holds a run stopped after {info.epochs_done} of its epochs: "
+                f"Resume continues it to {epochs} epochs."
+            )
+        self.resume_button.setEnabled(info.resumable and info.epochs_done < epochs)
 
     @Slot(str)
     def _on_preset_chosen(self, name: str) -> None:
+        self._refresh_default_out()
         if not self._filling_preset and name != CUSTOM:
             self.apply_preset(name)
 
@@ -412,7 +520,7 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ running
     def is_running(self) -> bool:
-        return self._thread is not None
+        return self._job is not None
 
     def last_result(self) -> tuple[str, str, str] | None:
         """``(status, message, model_path)`` of the last job that ended, or None."""
@@ -433,9 +541,19 @@ class TrainingPanel(QWidget):
     def start(self) -> bool:
         """Start a job with the form's settings. Returns False (and shows why) when the
         settings are invalid or a job is already running."""
+        return self._start_training(resume=False)
+
+    @Slot()
+    def resume(self) -> bool:
+        """Continue the run in the output folder (``vit-inspector train --resume``)."""
+        return self._start_training(resume=True)
+
+    def _start_training(self, *, resume: bool) -> bool:
         if self.is_running():
             return False
         self.show_error("")
+        if not resume:
+            self._refresh_default_out()  # a fresh runs/<preset>-<time> for each new job
         try:
             model_cfg = self.model_config()
             train_cfg = self.train_config()
@@ -453,13 +571,14 @@ class TrainingPanel(QWidget):
             train_cfg=train_cfg,
             dataset=spec,
             out_dir=Path(out).expanduser(),
-            overwrite=self.overwrite_check.isChecked(),
+            overwrite=self.overwrite_check.isChecked() and not resume,
+            resume=resume,
             provenance={"preset": self.preset_combo.currentText(), "source": "vit-inspector gui"},
         )
         self._reset_curves()
         self._set_plot_mode(study=False)
-        self._stop = threading.Event()
-        worker = TrainingWorker(job, self._stop)
+        self.log_view.clear()  # a new job's log only
+        worker = TrainingProcess(job, self)
         worker.step.connect(self._on_step)
         worker.epoch.connect(self._on_epoch)
         self._append_log(
@@ -526,8 +645,12 @@ class TrainingPanel(QWidget):
         self._study_rows, self._study_models = [], []
         self.study_table.hide()
         self.compare_button.hide()
-        self._stop = threading.Event()
-        worker = StudyWorker(spec, Path(out).expanduser(), self._stop)
+        self.log_view.clear()
+        try:
+            worker = StudyProcess(spec, Path(out).expanduser(), self)
+        except ValueError as exc:
+            self.show_error(user_message(exc))
+            return False
         worker.progress.connect(self._on_study_progress)
         self._launch(worker)
         return True
@@ -536,44 +659,45 @@ class TrainingPanel(QWidget):
         """The rows of the last finished study's report (empty before one finishes)."""
         return [dict(r) for r in self._study_rows]
 
-    def _launch(self, worker: TrainingWorker | StudyWorker) -> None:
+    def _launch(self, job: TrainingProcess | StudyProcess) -> None:
         self._result = None
-        thread = QThread(self)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.log.connect(self._append_log)
-        # Direct: QThread.quit is thread-safe, and a GUI thread blocked in wait() (window
-        # close) could not run a queued quit.
-        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(lambda t=thread: self._on_thread_finished(t))
-        self._thread, self._worker = thread, worker
+        self._stopping = False
+        self._job = job
+        job.log.connect(self._append_log)
+        job.done.connect(lambda status, message, extra, j=job: self._on_job_done(j, status, extra))
+        # Starting must not scroll the form (disabling the focused field moves the focus).
+        bar = self.scroll.verticalScrollBar()
+        position = bar.value()
         self._set_running(True)
+        bar.setValue(position)
         self.progress.setValue(0)
-        self.progress.setFormat("loading data…")
-        thread.start()
+        self.progress.setFormat("starting…")
+        self.status_label.setText("Starting the job in its own process…")
+        job.start()
 
     @Slot()
     def cancel(self) -> None:
         """Ask the job to stop before its next step (returns at once)."""
-        if self.is_running() and not self._stop.is_set():
-            self._stop.set()  # a threading.Event: read by the core loop, no Qt round trip
+        if self.is_running() and not self._stopping:
+            self._stopping = True
+            self._job.stop()  # SIGTERM: the child finishes the step, keeps its files, exits
             self.status_label.setText("Stopping after the current step…")
             self._append_log("cancel requested")
             self.cancel_button.setEnabled(False)
 
     def request_stop_and_wait(self, timeout_ms: int = 10_000) -> bool:
-        """Stop the job and wait for its thread (window close). True when it has ended.
-
-        The core checks the flag before every step and writes each epoch's files atomically,
-        so the files on disk are always those of the last completed epoch.
-        """
-        if self._thread is None:
+        """Stop the job and wait for its process (window close). True when it ended by
+        itself within ``timeout_ms``; otherwise it is killed (its files stay those of the last
+        completed epoch: they are written atomically) and False is returned."""
+        job = self._job
+        if job is None:
             return True
-        self._stop.set()
-        thread = self._thread
-        ended = thread.wait(timeout_ms)
-        if ended:
-            self._on_thread_finished(thread)
+        self._stopping = True
+        job.stop()
+        ended = job.wait(timeout_ms)  # delivers the last events and _on_job_done
+        if not ended:
+            job.kill()
+            job.wait(5000)
         return ended
 
     @Slot(str)
@@ -584,24 +708,25 @@ class TrainingPanel(QWidget):
     def _on_step(self, info: dict) -> None:
         total = max(1, info["total_steps"])
         self.progress.setValue(int(round(1000 * info["global_step"] / total)))
+        # Short enough for a narrow bar; the step count is in the tooltip.
         self.progress.setFormat(
-            f"epoch {info['epoch']}/{info['epochs']} · step {info['step']}/"
-            f"{info['steps_per_epoch']} · %p% · ETA {format_eta(info['eta_seconds'])}"
+            f"epoch {info['epoch']}/{info['epochs']} · %p% · ETA {format_eta(info['eta_seconds'])}"
+        )
+        self.progress.setToolTip(
+            f"epoch {info['epoch']}/{info['epochs']}, step {info['step']}/"
+            f"{info['steps_per_epoch']} ({info['global_step']}/{info['total_steps']} in all)"
         )
         self.status_label.setText(
             f"loss {info['loss']:.4f} · lr {info['lr']:.2e} · "
             f"{info['images_per_second']:.0f} img/s · elapsed {format_eta(info['elapsed'])}"
         )
-        # The batch loss on the epoch axis: epoch e step s sits at e - 1 + s / steps.
-        self._step_x.append(info["epoch"] - 1 + info["step"] / max(1, info["steps_per_epoch"]))
-        self._step_y.append(info["loss"])
-        self.step_loss_curve.setData(self._step_x, self._step_y)
+        self.curves.add_step(info)
 
     @Slot(dict)
     def _on_study_progress(self, info: dict) -> None:
         self.progress.setValue(int(round(1000 * info["fraction"])))
         if info["curves"]:
-            self._add_study_point(info)
+            self.curves.add_study_point(info)
         where = (
             f"model {info['index']}/{info['total']} {info['preset']} · epoch "
             f"{info['epoch']}/{info['epochs']}"
@@ -611,40 +736,15 @@ class TrainingPanel(QWidget):
         self.progress.setFormat(f"{where} · %p% · ETA {format_eta(info['eta_seconds'])}")
         self.status_label.setText(f"{info['message']} · elapsed {format_eta(info['elapsed'])}")
 
-    def _add_study_point(self, info: dict) -> None:
-        """One epoch of one study run: its training loss and validation accuracy join that
-        run's curves (one colour per run, in the study's order)."""
-        key = (info["preset"], info["seed"])
-        if key not in self._study_curves:
-            pen = pg.mkPen(pg.intColor(info["index"] - 1, hues=max(info["total"], 2)), width=1.5)
-            self._study_curves[key] = (
-                [],
-                [],
-                [],
-                self.loss_plot.plot(pen=pen),
-                self.acc_plot.plot(pen=pen),
-            )
-        epochs, losses, accs, loss_curve, acc_curve = self._study_curves[key]
-        epochs.append(info["epoch"])
-        losses.append(info["curves"].get("train_loss", float("nan")))
-        accs.append(info["curves"].get("val_accuracy", float("nan")))
-        loss_curve.setData(epochs, losses)
-        acc_curve.setData(epochs, accs)
-        acc_curve.setToolTip(f"{info['preset']} seed {info['seed']}")
-
     def study_curves(self) -> dict[tuple[str, int], tuple[list, list, list]]:
         """Per study run: (epochs, training losses, validation accuracies) plotted so far."""
-        return {k: (list(v[0]), list(v[1]), list(v[2])) for k, v in self._study_curves.items()}
+        return self.curves.study_curves()
 
     @Slot(dict)
     def _on_epoch(self, info: dict) -> None:
         row = info["metrics"]
         self._history.append(dict(row))
-        epochs = [r["epoch"] for r in self._history]
-        self.train_loss_curve.setData(epochs, [r["train_loss"] for r in self._history])
-        self.val_loss_curve.setData(epochs, [r["val_loss"] for r in self._history])
-        self.train_acc_curve.setData(epochs, [r["train_acc"] for r in self._history])
-        self.val_acc_curve.setData(epochs, [r["val_accuracy"] for r in self._history])
+        self.curves.show_history(self._history)
         best = " (best so far)" if info["is_best"] else ""
         self._append_log(
             f"epoch {row['epoch']}/{info['epochs']}: train loss {row['train_loss']:.4f} "
@@ -653,22 +753,16 @@ class TrainingPanel(QWidget):
             f"AUC {_fmt(row.get('val_roc_auc'))} · {row.get('seconds', float('nan')):.1f} s"
             f"{best}"
         )
+        self.epoch_reported.emit(dict(row))
 
-    def _on_thread_finished(self, thread: QThread) -> None:
-        if thread is not self._thread:
-            return  # already handled (request_stop_and_wait and the signal both call this)
-        worker = self._worker
-        self._thread = self._worker = None
-        status, message, extra = (
-            worker.result
-            if worker is not None and worker.result
-            else ("stopped", "the job ended", "")
-        )
+    def _on_job_done(self, job: TrainingProcess | StudyProcess, status: str, extra: Any) -> None:
+        if job is not self._job:
+            return  # a late signal of an old job
+        self._job = None
+        status, message, extra = job.result or (status, "the job ended", extra)
         path = extra if isinstance(extra, str) else ""
         self._result = (status, message, path)
-        if worker is not None:
-            worker.deleteLater()
-        thread.deleteLater()
+        job.deleteLater()
         self._set_running(False)
         if status == "failed":
             self.show_error(message)
@@ -680,7 +774,8 @@ class TrainingPanel(QWidget):
                 self.progress.setValue(1000)
         self.status_label.setText(f"{status}: {message}")
         self.job_ended.emit(status, message)
-        if isinstance(worker, StudyWorker) and status == "finished":
+        self.refresh_resume()
+        if isinstance(job, StudyProcess) and status == "finished":
             self._study_rows = list(extra["rows"])
             self._study_models = list(extra["models"])
             self.study_table.show_rows(self._study_rows)
@@ -692,8 +787,13 @@ class TrainingPanel(QWidget):
             self.finished.emit(path)
 
     def _set_running(self, running: bool) -> None:
-        self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        if running and self.focusWidget() is not None:
+            self.cancel_button.setFocus()  # not the next form field: no scroll, no jump
+        self.start_button.setEnabled(not running)
+        if running:
+            self.resume_button.hide()
+            self.resume_label.hide()
         for w in (
             self.preset_combo,
             self.pos_combo,
@@ -720,33 +820,23 @@ class TrainingPanel(QWidget):
         self.running_changed.emit(running)
 
     def _set_plot_mode(self, study: bool) -> None:
-        """A study draws one line per run (training loss, validation accuracy); a single job
-        draws train / validation / batch curves with their legend."""
-        self.loss_plot.setTitle("Training loss, one line per model" if study else "Loss")
-        self.acc_plot.setTitle("Validation accuracy, one line per model" if study else "Accuracy")
-        self.loss_legend.setVisible(not study)
-        self.acc_legend.setVisible(not study)
+        self.curves.set_mode(study)
 
     def _reset_curves(self) -> None:
         self._history = []
-        for *_, loss_curve, acc_curve in self._study_curves.values():
-            self.loss_plot.removeItem(loss_curve)
-            self.acc_plot.removeItem(acc_curve)
-        self._study_curves = {}
-        self._step_x, self._step_y = [], []
-        for curve in (
-            self.train_loss_curve,
-            self.val_loss_curve,
-            self.step_loss_curve,
-            self.train_acc_curve,
-            self.val_acc_curve,
-        ):
-            curve.setData([], [])
+        self.curves.reset()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
-        # Standalone use: never leave a thread running behind a destroyed widget.
+        # Standalone use: never leave a process running behind a destroyed widget.
         self.request_stop_and_wait(30_000)
         super().closeEvent(event)
+
+
+def _form(box: QWidget) -> QFormLayout:
+    """A form whose long rows wrap (label above its field) in a narrow dock."""
+    form = QFormLayout(box)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    return form
 
 
 def _fmt(value: Any) -> str:

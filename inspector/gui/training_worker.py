@@ -1,23 +1,21 @@
-"""The training job that the training panel runs off the GUI thread.
+"""The training job that the training panel runs, in a separate process (issue 11).
 
-``TrainingWorker`` is a ``QObject`` moved to a ``QThread`` (ARCHITECTURE.md section 3). Its
-``run`` slot loads the dataset (Tiny ImageNet takes seconds, so this too happens on the worker
-thread), then calls :func:`inspector.core.train.train` with a ``threading.Event`` stop flag that
-the GUI thread sets directly. The core's events are turned into throttled signals carrying only
-plain Python values (no tensors), so the GUI thread never waits on the training thread.
+:class:`TrainingProcess` turns a :class:`TrainingJob` (the form's settings as core objects) into
+``vit-inspector train ... --events json`` and runs it as a child process
+(:mod:`inspector.gui.cli_process`): the child loads the data and trains with the same core loop
+as the CLI; its ``StepEvent`` / ``EpochEvent`` lines become signals with plain Python values.
+The GUI process never imports the training stack, so its event loop never waits on it.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from PySide6.QtCore import QObject, Signal, Slot
+
+from .cli_process import EXIT_TERMINATED, CliProcess
 
 DatasetKind = Literal["synthetic", "tiny-imagenet", "folder"]
 
@@ -71,43 +69,6 @@ class TrainingJob:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def load_splits(spec: DatasetSpec) -> Any:
-    """Load the dataset described by ``spec`` with the core loaders (runs on the worker).
-
-    Returns:
-        ``inspector.core.data.types.DatasetSplits``.
-
-    Raises:
-        inspector.core.data.DatasetError (a ``ValueError``) or ``OSError`` for a bad folder.
-    """
-    if spec.kind == "synthetic":
-        from inspector.core.data.synthetic import make_synthetic
-
-        kwargs: dict[str, int] = {}
-        if spec.train_per_class is not None:
-            kwargs["train_per_class"] = spec.train_per_class
-        if spec.val_per_class is not None:
-            kwargs["val_per_class"] = kwargs["test_per_class"] = spec.val_per_class
-        return make_synthetic(seed=spec.seed, num_classes=spec.classes, **kwargs)
-    folder = Path(spec.path).expanduser()
-    if not spec.path or not folder.is_dir():
-        raise FileNotFoundError(f"dataset folder {str(folder)!r} does not exist or is not a folder")
-    kwargs = {}
-    if spec.train_per_class is not None:
-        kwargs["train_per_class"] = spec.train_per_class
-    if spec.kind == "tiny-imagenet":
-        # The user said what the folder is: load it as such, so a wrong folder gets the
-        # Tiny ImageNet loader's precise message (missing wnids.txt, annotations...).
-        from inspector.core.data.tiny_imagenet import load_tiny_imagenet
-
-        return load_tiny_imagenet(folder, classes=spec.classes, seed=spec.seed, **kwargs)
-    # An image folder: every class sub-folder, split into train / val / test by the loader
-    # (it has no per-class limit, so ``classes`` and ``train_per_class`` do not apply).
-    from inspector.core.data.image_folder import load_image_folder
-
-    return load_image_folder(folder, seed=spec.seed)
-
-
 def user_message(exc: BaseException) -> str:
     """A one-line message for the user; the traceback goes to stderr for developers."""
     text = str(exc).strip() or type(exc).__name__
@@ -122,13 +83,57 @@ def is_user_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("inspector.") or isinstance(exc, _USER_ERRORS)
 
 
-class TrainingWorker(QObject):
-    """Runs one :class:`TrainingJob`; lives on a worker ``QThread``.
+def training_args(job: TrainingJob) -> list[str]:
+    """The ``vit-inspector train`` arguments that run ``job`` (every setting explicit, so the
+    child trains exactly what the form shows, whatever the CLI's defaults)."""
+    from inspector.core.config import PRESETS
 
-    Signals (all arguments are plain Python values, safe to use on the GUI thread):
+    m, t, d = job.model_cfg, job.train_cfg, job.dataset
+    name = job.provenance.get("preset")
+    args = ["train", f"--preset={name if name in PRESETS else 'baseline'}"]
+    args += [
+        f"--pos-encoding={m.pos_encoding}",
+        f"--depth={m.depth}",
+        f"--heads={m.num_heads}",
+        f"--hidden-size={m.hidden_size}",
+    ]
+    args += [] if m.residual else ["--no-residual"]
+    args += [] if m.layernorm else ["--no-layernorm"]
+    args += ["--paper-faithful"] if m.output_softmax else []
+    args += [
+        f"--epochs={t.epochs}",
+        f"--batch-size={t.batch_size}",
+        f"--lr={t.lr!r}",
+        f"--weight-decay={t.weight_decay!r}",
+        f"--optimizer={t.optimizer}",
+        f"--warmup={t.warmup_fraction!r}",
+        f"--grad-clip={(t.grad_clip or 0.0)!r}",
+        f"--device={t.device}",
+        f"--seed={t.seed}",
+    ]
+    if d.kind == "synthetic":
+        args += ["--data=synthetic", f"--classes={d.classes}"]
+        args += [f"--val-per-class={d.val_per_class}"] if d.val_per_class else []
+    else:
+        fmt = "tiny-imagenet" if d.kind == "tiny-imagenet" else "image-folder"
+        args += [f"--data={Path(d.path).expanduser()}", f"--data-format={fmt}"]
+        args += [f"--classes={d.classes}"] if d.kind == "tiny-imagenet" else []
+    if d.train_per_class and d.kind != "folder":
+        args.append(f"--train-per-class={d.train_per_class}")
+    args += ["--resume"] if job.resume else []
+    args += ["--overwrite"] if job.overwrite and not job.resume else []
+    return [*args, f"--out={job.out_dir}", "--events=json"]
+
+
+class TrainingProcess(QObject):
+    """Runs one :class:`TrainingJob` as ``vit-inspector train --events json`` in a child
+    process (:class:`~inspector.gui.cli_process.CliProcess`), read on the GUI thread.
+
+    Signals (plain Python values):
         log(str): a human-readable line (dataset loaded, epoch summary, ...).
-        step(dict): throttled step progress: ``epoch, epochs, step, steps_per_epoch,
-            global_step, total_steps, loss, lr, images_per_second, elapsed, eta_seconds``.
+        step(dict): step progress (the child sends at most ~10 a second): ``epoch, epochs,
+            step, steps_per_epoch, global_step, total_steps, loss, lr, images_per_second,
+            elapsed, eta_seconds``.
         epoch(dict): after every epoch: ``epoch, epochs, is_best`` and ``metrics`` (the history
             row the core wrote to ``history.json``).
         done(str, str, str): ``status`` (finished / stopped / diverged / failed), a message,
@@ -140,109 +145,74 @@ class TrainingWorker(QObject):
     epoch = Signal(dict)
     done = Signal(str, str, str)
 
-    def __init__(
-        self, job: TrainingJob, stop: threading.Event, *, min_step_interval_s: float = 0.1
-    ) -> None:
-        super().__init__()
+    def __init__(self, job: TrainingJob, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.job = job
-        self.stop = stop
-        self.min_step_interval_s = min_step_interval_s  # <= ~10 step signals per second
-        self._last_step_emit = 0.0
-        self._started = 0.0
-        self._epochs = job.train_cfg.epochs
-        # Set before ``done`` is emitted, so a GUI thread blocked in QThread.wait() (window
-        # close) can read the outcome without waiting for the queued signal.
+        self.process = CliProcess(training_args(job), self)
+        self.process.event.connect(self._on_event)
+        self.process.text.connect(self.log)
+        self.process.ended.connect(self._on_ended)
+        self._train_started = 0.0  # the child's clock when the data were loaded
+        self._outcome: dict[str, Any] | None = None
+        self._stop_requested = False
+        # Set before ``done`` is emitted: window close waits and reads it.
         self.result: tuple[str, str, str] | None = None
 
-    def _finish(self, status: str, message: str, path: str = "") -> None:
+    def start(self) -> None:
+        verb = "resuming" if self.job.resume else "loading"
+        self.log.emit(f"{verb} {self.job.dataset.describe()} in a training process ...")
+        self.process.start()
+
+    def stop(self) -> None:
+        """Ask the child to stop before its next step (SIGTERM; returns at once)."""
+        self._stop_requested = True
+        self.process.terminate()
+
+    def wait(self, timeout_ms: int) -> bool:
+        return self.process.wait(timeout_ms)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    @Slot(dict)
+    def _on_event(self, e: dict) -> None:
+        kind = e["event"]
+        if kind == "loaded":
+            self._train_started = float(e["elapsed"])
+            self.log.emit(
+                f"loaded {e['train']} training and {e['val']} validation images, "
+                f"{e['classes']} classes ({e['seconds']:.1f} s)"
+            )
+        elif kind == "step":
+            elapsed = float(e["elapsed"]) - self._train_started
+            done, total = int(e["global_step"]), int(e["total_steps"])
+            # ETA from the average time per step so far (includes the per-epoch validation).
+            eta = elapsed / done * (total - done) if done else float("nan")
+            keys = ("epoch", "epochs", "step", "steps_per_epoch", "global_step", "total_steps")
+            info = {k: int(e[k]) for k in keys}
+            for k in ("loss", "lr", "images_per_second"):
+                info[k] = float(e[k])
+            self.step.emit({**info, "elapsed": elapsed, "eta_seconds": eta})
+        elif kind == "epoch":
+            keys = ("epoch", "epochs", "is_best", "metrics")
+            self.epoch.emit({k: e[k] for k in keys})
+        elif kind == "result":
+            self._outcome = e
+
+    @Slot(int, bool, str)
+    def _on_ended(self, code: int, crashed: bool, error: str) -> None:
+        out = self._outcome
+        if out is not None:
+            status, message = str(out["status"]), str(out["message"])
+            path = str(out.get("best") or "") if status == "finished" else ""
+        elif code == 0 and not crashed:
+            status, message, path = "failed", "the training process reported no result", ""
+        elif self._stop_requested and (crashed or code == EXIT_TERMINATED):
+            # SIGTERM before the CLI's handler was installed (still importing): nothing
+            # was written yet.
+            status, message, path = "stopped", "cancelled before training started", ""
+        else:
+            status, path = "failed", ""
+            message = error or f"the training process ended with exit status {code}"
         self.result = (status, message, path)
         self.done.emit(status, message, path)
-
-    @Slot()
-    def run(self) -> None:
-        from inspector.core.train import EpochEvent, StepEvent, train
-
-        try:
-            self.log.emit(f"loading {self.job.dataset.describe()} ...")
-            t0 = time.perf_counter()
-            data = load_splits(self.job.dataset)
-            self.log.emit(
-                f"loaded {len(data.train)} training and {len(data.val)} validation "
-                f"images, {data.train.num_classes} classes "
-                f"({time.perf_counter() - t0:.1f} s)"
-            )
-            if self.stop.is_set():
-                self._finish("stopped", "cancelled before training started")
-                return
-            model_cfg = self.job.model_cfg.replace(
-                num_classes=data.train.num_classes, image_size=int(data.train.images.shape[-1])
-            )
-
-            def on_event(event: StepEvent | EpochEvent) -> None:
-                if isinstance(event, StepEvent):
-                    self._on_step(event)
-                else:
-                    self._on_epoch(event)
-
-            self._started = time.perf_counter()
-            result = train(
-                model_cfg,
-                self.job.train_cfg,
-                data,
-                self.job.out_dir,
-                callback=on_event,
-                stop=self.stop,
-                resume=self.job.resume,
-                overwrite=self.job.overwrite,
-                provenance={"data": self.job.dataset.describe(), **self.job.provenance},
-            )
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the panel
-            if not is_user_error(exc):
-                traceback.print_exc(file=sys.stderr)  # for developers; the user gets a line
-            self._finish("failed", user_message(exc))
-            return
-        path = ""
-        if result.status == "finished" and result.best_path.exists():
-            path = str(result.best_path)
-        self._finish(result.status, result.message, path)
-
-    # Called on the worker thread from inside the core's loop --------------------------
-    def _on_step(self, event: Any) -> None:
-        now = time.perf_counter()
-        last_of_epoch = event.step == event.steps_per_epoch
-        if now - self._last_step_emit < self.min_step_interval_s and not last_of_epoch:
-            return  # throttle: the GUI repaints at most ~10 times a second for steps
-        self._last_step_emit = now
-        elapsed = now - self._started
-        remaining = event.total_steps - event.global_step
-        # ETA from the average time per step so far (includes the per-epoch validation).
-        eta = elapsed / event.global_step * remaining if event.global_step else float("nan")
-        self.step.emit(
-            {
-                "epoch": event.epoch,
-                "epochs": self._epochs,
-                "step": event.step,
-                "steps_per_epoch": event.steps_per_epoch,
-                "global_step": event.global_step,
-                "total_steps": event.total_steps,
-                "loss": float(event.loss),
-                "lr": float(event.lr),
-                "images_per_second": float(event.images_per_second),
-                "elapsed": elapsed,
-                "eta_seconds": eta,
-            }
-        )
-
-    def _on_epoch(self, event: Any) -> None:
-        metrics = {
-            k: (v.item() if hasattr(v, "item") and not isinstance(v, list) else v)
-            for k, v in event.metrics.items()
-        }
-        self.epoch.emit(
-            {
-                "epoch": event.epoch,
-                "epochs": event.epochs,
-                "is_best": event.is_best,
-                "metrics": metrics,
-            }
-        )

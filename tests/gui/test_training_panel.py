@@ -78,7 +78,7 @@ def test_cancel_stops_cleanly(panel, qtbot, tmp_path):
     assert ended.args[0] == "stopped"
     assert not panel.is_running()
     assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
-    assert panel._thread is None
+    assert panel._job is None
     epochs_done = len(json.loads((out / "history.json").read_text()))
     assert 1 <= epochs_done < 500
     ckpt = load_checkpoint(out / "last.pt")  # intact: loads and builds
