@@ -259,3 +259,20 @@ def test_image_folder_without_classes_trains_on_all_of_them(three_class_folder, 
     )
     assert rc == 0
     assert load_checkpoint(tmp_path / "run" / "last.pt").class_names == ["cat", "dog", "owl"]
+
+
+def test_a_model_too_large_for_the_machine_is_refused_before_allocating(tmp_path, capsys):
+    argv = ["train", "--data", "synthetic", "--train-per-class", "1", "--epochs", "1",
+            "--hidden-size", "100000000", "--out", str(tmp_path / "r")]  # fmt: skip
+    rc = main(argv)
+    assert "parameters" in one_line_error(capsys, rc)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+@pytest.mark.parametrize("changes", [{}, {"hidden_size": 32}, {"depth": 8}, {"num_heads": 1}])
+def test_the_size_estimate_bounds_the_real_parameter_count(changes):
+    from inspector.core.config import ViTConfig
+
+    cfg = ViTConfig(**changes)
+    real = sum(p.numel() for p in VisionTransformer(cfg).parameters())
+    assert real <= cfg.approx_parameters <= 1.25 * real

@@ -100,6 +100,17 @@ class ViTConfig:
         return self.image_size // self.patch_size
 
     @property
+    def approx_parameters(self) -> int:
+        """The parameter count from the sizes alone (biases and norms included), so a model
+        too large for the machine is refused before anything is allocated."""
+        d, t = self.hidden_size, self.num_patches + self.num_prefix_tokens
+        mlp = int(d * self.mlp_ratio)
+        block = 3 * d * d + 3 * d + 2 * d * mlp + mlp + d + 4 * d
+        block += d * d + d if self.attn_out_proj else 0
+        embed = self.in_channels * self.patch_size**2 * d + d + t * d
+        return self.depth * block + embed + (d + 1) * self.num_classes + 2 * d
+
+    @property
     def num_patches(self) -> int:
         return self.grid_size**2
 

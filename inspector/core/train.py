@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -220,6 +221,7 @@ def train(
         raise TrainingError("the training split is empty: there is nothing to train on")
     preprocess = preprocess or Preprocess(image_size=model_cfg.image_size)
     device = resolve_device(train_cfg.device)
+    _check_model_fits(model_cfg)
     model = VisionTransformer(model_cfg)
     torch.manual_seed(train_cfg.seed)
     model.reset_parameters()
@@ -397,6 +399,22 @@ def train(
         out,
         history,
     )
+
+
+def _check_model_fits(cfg: ViTConfig) -> None:
+    """Refuse a model whose weights, gradients and two Adam moments (16 bytes a parameter)
+    exceed the machine's memory, before allocating any of it."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return  # not POSIX: let the allocator say it
+    needed = 16 * cfg.approx_parameters
+    if needed > memory:
+        raise TrainingError(
+            f"the model has about {cfg.approx_parameters:,} parameters: training needs "
+            f"{needed / 2**30:.1f} GiB for weights, gradients and optimiser state, more than "
+            f"this machine's {memory / 2**30:.1f} GiB"
+        )
 
 
 def _best_epoch(history: list[dict[str, Any]]) -> int:
