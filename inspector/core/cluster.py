@@ -11,8 +11,10 @@ same path (results are written by the workers, straight into the study folder).
   resuming) its run through the same ``_run_one`` as ``--jobs``, so the study's ``study.json``
   checks, reuse and resume are unchanged and the report is the one ``--jobs 1`` writes.
 - ``evaluate_on_ray``: the dataset is cut into shards on batch boundaries (every forward sees
-  exactly the batches one process would), each shard is evaluated by a task, and the per-image
-  rows are concatenated in order and summarised as one process does.
+  exactly the batches one process would), each shard is evaluated by a task, the per-image
+  rows are concatenated in order and summarised as one process does, and the dataset-level
+  segmentation totals of data with masks (integer counts, an exactly rounded AP sum) are
+  merged into the numbers one process gets.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from .data.types import ImageDataset
 from .evaluation import EvaluationResult, _summarise
 from .load_options import LoadOptions
+from .metrics_segmentation import SegmentationAccumulator
 from .saliency import MapSettings
 
 
@@ -114,22 +117,32 @@ def evaluate_on_ray(
         for a in range(0, max(len(data), 1), per)
     ]  # fmt: skip
     parts: list[EvaluationResult] = ray.get(futures)
-    if any(part.segmentation for part in parts):
-        # Dataset-level segmentation totals (metrics_segmentation) are accumulated inside
-        # evaluate_saliency and not returned in a mergeable form yet: refuse, never half-merge.
-        raise ClusterError(
-            "evaluate --ray cannot yet merge the dataset-level segmentation totals of data "
-            "with masks; run it without --ray"
-        )
     seconds = time.perf_counter() - started
     result = EvaluationResult(
         rows=[row for part in parts for row in part.rows],
         methods=list(methods),
         settings=parts[0].settings,
         images_per_second=len(data) / max(seconds, 1e-9),
+        accumulators=merge_accumulators(parts, methods),
     )
+    result.segmentation = {m: acc.result().to_dict() for m, acc in result.accumulators.items()}
     result.summary = _summarise(result)
     return result
+
+
+def merge_accumulators(
+    parts: Sequence[EvaluationResult], methods: Sequence[str]
+) -> dict[str, SegmentationAccumulator]:
+    """Each method's segmentation totals over all ``parts`` (shards in dataset order), in the
+    order of ``methods`` as one process lists them.
+
+    Counts are integers and the AP sum is correctly rounded (``math.fsum``), so the merged
+    totals equal those of one pass over the whole dataset, bit for bit."""
+    merged: dict[str, SegmentationAccumulator] = {}
+    for part in parts:
+        for method, acc in part.accumulators.items():
+            merged.setdefault(method, SegmentationAccumulator()).merge(acc)
+    return {m: merged[m] for m in methods if m in merged}
 
 
 def ray_evaluator(

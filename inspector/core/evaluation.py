@@ -43,6 +43,11 @@ class EvaluationResult:
     summary: dict[str, Any] = field(default_factory=dict)
     # method -> Chefer et al.'s scores accumulated over the images with a mask
     segmentation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # method -> the running totals behind ``segmentation``, so that shards evaluated apart
+    # (evaluate --ray) merge into exactly the numbers of one process; not written out.
+    accumulators: dict[str, SegmentationAccumulator] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def summary_markdown(self) -> str:
         s = self.summary
@@ -234,6 +239,7 @@ def evaluate_saliency(
         },
         images_per_second=len(data) / max(seconds, 1e-9),
         segmentation={m: acc.result().to_dict() for m, acc in segmentation.items() if acc.images},
+        accumulators={m: acc for m, acc in segmentation.items() if acc.images},
     )
     result.summary = _summarise(result)
     return result

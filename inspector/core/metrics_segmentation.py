@@ -26,6 +26,7 @@ Chefer et al. add ``np.spacing(1)`` to the denominators; here an empty denominat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,8 +65,10 @@ def _ratio(num: int, den: int) -> float | None:
 class SegmentationAccumulator:
     """Adds (map, mask) pairs one image at a time; :meth:`result` gives the dataset scores.
 
-    Integer counts are kept (exact for any dataset size); the per-image AP values are summed in
-    float64.
+    Integer counts are kept (exact for any dataset size); the per-image AP values are kept and
+    summed with ``math.fsum`` (correctly rounded), so the totals do not depend on the order in
+    which images were added: :meth:`merge` of shards (``evaluate --ray``) gives exactly the
+    numbers of one pass over the whole dataset.
     """
 
     def __init__(self) -> None:
@@ -75,7 +78,7 @@ class SegmentationAccumulator:
         # index 0 = object, 1 = background
         self.intersection = np.zeros(2, dtype=np.int64)
         self.union = np.zeros(2, dtype=np.int64)
-        self.ap_sum = 0.0
+        self.ap_values: list[float] = []  # per-image AP, float64
 
     def add(self, saliency, mask) -> dict:
         """Score one image and add it to the totals.
@@ -96,9 +99,19 @@ class SegmentationAccumulator:
         self.correct += int(np.count_nonzero(pred == m))
         self.pixels += m.size
         scores = segmentation_scores(s, m)
-        self.ap_sum += float(scores["map"])  # pooled AP: always defined
+        self.ap_values.append(float(scores["map"]))  # pooled AP: always defined
         self.images += 1
         return scores
+
+    def merge(self, other: SegmentationAccumulator) -> SegmentationAccumulator:
+        """Add ``other``'s images to these totals (in place; returns ``self``)."""
+        self.images += other.images
+        self.correct += other.correct
+        self.pixels += other.pixels
+        self.intersection += other.intersection
+        self.union += other.union
+        self.ap_values += other.ap_values
+        return self
 
     def result(self) -> SegmentationTotals:
         iou = [_ratio(int(i), int(u)) for i, u in zip(self.intersection, self.union, strict=True)]
@@ -109,5 +122,5 @@ class SegmentationAccumulator:
             iou_object=iou[0],
             iou_background=iou[1],
             miou=float(np.mean(defined)) if defined else None,
-            map=self.ap_sum / self.images if self.images else None,
+            map=math.fsum(self.ap_values) / self.images if self.images else None,
         )

@@ -32,6 +32,7 @@ from .classification import classification_metrics
 from .config import Preprocess, TrainConfig, ViTConfig
 from .data.types import DatasetSplits, ImageDataset
 from .distributed import Replicas
+from .malloc import keep_freed_memory
 from .model import VisionTransformer
 from .preprocess import normalise_uint8
 from .run_state import (
@@ -118,16 +119,23 @@ def lr_factor(step: int, total_steps: int, warmup_fraction: float) -> float:
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    # foreach=True: one multi-tensor kernel per update term instead of a Python loop over the
-    # ~50 small parameters; PyTorch only picks it by default on CUDA. Measured on a 2-core CPU
-    # (baseline, 1 thread): 146-152 -> 137-138 ms per step together with the foreach clip.
-    # (fused=True was no better there.) Same update rule, so resume stays exact.
+    # fused=True: one kernel for the whole update of every parameter, on the CPU (PyTorch's
+    # fused CPU Adam/AdamW) as on CUDA, instead of a Python loop over the ~45 small parameters
+    # (foreach on the CPU is such a loop, one op per tensor and update term). Measured for the
+    # baseline's 45 parameters on one CPU thread: 1.59 ms (loop), 0.88 ms (foreach), 0.34 ms
+    # (fused) per step. Same update rule; the state dict has the same layout, so runs written
+    # with foreach resume with it.
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
     return opt_class(
-        model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, foreach=True
+        model.parameters(),
+        lr=cfg.lr,
+        betas=cfg.betas,
+        weight_decay=cfg.weight_decay,
+        **({"fused": True} if fused else {"foreach": True}),
     )
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all (the outputs go to the CPU as numbers)
 def predict_probs(
     model: VisionTransformer,
     images: torch.Tensor,
@@ -222,6 +230,8 @@ def train(
     preprocess = preprocess or Preprocess(image_size=model_cfg.image_size)
     device = resolve_device(train_cfg.device)
     _check_model_fits(model_cfg)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults on every step's activations (core/malloc.py)
     model = VisionTransformer(model_cfg)
     torch.manual_seed(train_cfg.seed)
     model.reset_parameters()
@@ -315,8 +325,11 @@ def train(
                 )
             batch = order[step * train_cfg.batch_size : (step + 1) * train_cfg.batch_size]
             idx = replicas.shard(batch)  # the whole batch in one process
-            x = normalise_uint8(train_images[idx], mean, std)  # (b, 3, H, W) float32
-            y = train_labels[idx]
+            # index_select, not train_images[idx]: the same rows, but one copy per image
+            # instead of advanced indexing's per-element gather (1.45 -> 0.04 ms per batch of
+            # 128 64px uint8 images on one CPU thread).
+            x = normalise_uint8(train_images.index_select(0, idx), mean, std)  # (b, 3, H, W)
+            y = train_labels.index_select(0, idx)
             if train_cfg.augment:
                 flip = torch.rand(x.shape[0], device=device, generator=None) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)

@@ -96,7 +96,7 @@ def test_ray_study_matches_jobs_1_and_resumes(cluster, one_process_study, tmp_pa
 def test_ray_evaluate_matches_one_process(cluster, one_process_study, tmp_path):
     from dataclasses import replace
 
-    from inspector.core.cluster import ClusterError, evaluate_on_ray
+    from inspector.core.cluster import evaluate_on_ray
     from inspector.core.data import load_dataset
     from inspector.core.evaluation import evaluate_saliency
     from inspector.core.explain import open_model
@@ -117,6 +117,42 @@ def test_ray_evaluate_matches_one_process(cluster, one_process_study, tmp_path):
     s1, s2 = dict(one.summary), dict(par.summary)
     s1.pop("images_per_second"), s2.pop("images_per_second")
     assert s1 == s2
-    # With masks the dataset-level segmentation totals cannot be merged yet: a clear refusal.
-    with pytest.raises(ClusterError, match="segmentation"):
-        evaluate_on_ray(ckpt, data, methods, settings, batch_size=5, shards=2)
+    # With masks: the per-image metrics and the dataset-level segmentation totals, merged
+    # from the shards, equal one process's exactly.
+    torch.set_num_threads(1)
+    try:
+        one = evaluate_saliency(open_model(ckpt), data, methods, settings, batch_size=5)
+    finally:
+        torch.set_num_threads(2)
+    for shards in (2, 3):
+        par = evaluate_on_ray(ckpt, data, methods, settings, batch_size=5, shards=shards)
+        assert par.rows == one.rows and len(par.rows) == 22
+        assert one.segmentation and list(one.segmentation) == methods
+        assert par.segmentation == one.segmentation
+        s1, s2 = dict(one.summary), dict(par.summary)
+        s1.pop("images_per_second"), s2.pop("images_per_second")
+        assert s1 == s2
+        assert par.summary_markdown().split("\n", 1)[1] == one.summary_markdown().split("\n", 1)[1]
+
+
+@pytest.mark.slow
+def test_cli_evaluate_ray_with_masks_writes_the_files_of_one_process(
+    cluster, one_process_study, tmp_path
+):
+    ckpt = one_process_study / "runs" / "baseline" / "seed-0" / "last.pt"
+    common = ["evaluate", "--checkpoint", str(ckpt), "--data", "synthetic", "--classes", "3",
+              "--split", "val", "--limit", "13", "--batch-size", "4", "--device", "cpu",
+              "--methods", "rollout,cls-attention"]  # fmt: skip
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # the Ray workers' setting, so the float sums are the same
+    try:
+        assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    finally:
+        torch.set_num_threads(previous)
+    assert main([*common, "--out", str(tmp_path / "ray"), "--ray"]) == 0
+    one, par = tmp_path / "one", tmp_path / "ray"
+    assert (par / "per_image.csv").read_text() == (one / "per_image.csv").read_text()
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one, par))
+    s1.pop("images_per_second"), s2.pop("images_per_second")
+    assert s1["segmentation"]["rollout"]["images"] == 13
+    assert s1 == s2

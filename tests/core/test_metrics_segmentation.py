@@ -97,6 +97,41 @@ def test_accumulator_matches_float64_recomputation_on_generated_images():
         assert got[key] == pytest.approx(ref[key], abs=1e-6), key
 
 
+def _generated_pairs(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i in range(n):
+        H, W = (16, 16) if i % 3 else (12, 20)
+        s = rng.random((H, W)).astype(np.float32)
+        m = np.zeros((H, W), bool)
+        m[rng.integers(0, H // 2) :, : rng.integers(2, W)] = True
+        pairs.append((s, m))
+    return pairs
+
+
+def test_merged_shards_equal_one_pass_exactly():
+    # evaluate --ray merges shard totals: counts and the AP sum must not depend on the split
+    # or the order (an order-dependent float sum would differ in the last bits).
+    pairs = _generated_pairs(13, seed=3)
+    whole = SegmentationAccumulator()
+    for s, m in pairs:
+        whole.add(s, m)
+    for cuts in ([5], [1, 7], [12]):
+        shards, start = [], 0
+        for stop in [*cuts, len(pairs)]:
+            acc = SegmentationAccumulator()
+            for s, m in pairs[start:stop]:
+                acc.add(s, m)
+            shards.append(acc)
+            start = stop
+        merged = SegmentationAccumulator()
+        for acc in reversed(shards):  # any order
+            merged.merge(acc)
+        assert merged.result() == whole.result()
+    ref = _reference([s for s, _ in pairs], [m for _, m in pairs])
+    assert whole.result().map == pytest.approx(ref["map"], abs=1e-6)
+
+
 def test_evaluate_reports_dataset_segmentation_per_method():
     torch.manual_seed(0)
     cfg = ViTConfig(

@@ -172,3 +172,35 @@ def test_paper_faithful_double_softmax_still_trains_and_reports_probabilities(sm
     with torch.no_grad():
         out = model(torch.zeros(2, 3, 64, 64))
     assert torch.allclose(out.sum(-1), torch.ones(2), atol=1e-5)
+
+
+def test_fused_optimizer_takes_adamws_steps():
+    # make_optimizer picks the fused CPU AdamW: its steps must be the textbook rule, checked
+    # against a float64 recomputation of decoupled weight decay + bias-corrected moments.
+    from inspector.core.model import VisionTransformer
+    from inspector.core.train import make_optimizer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(preset("baseline"))
+    cfg = TrainConfig(lr=0.01, weight_decay=0.1, betas=(0.9, 0.999))
+    opt = make_optimizer(model, cfg)
+    assert opt.defaults.get("fused") is True
+    params = list(model.parameters())
+    ref = [p.detach().double().clone() for p in params]
+    m1 = [torch.zeros_like(r) for r in ref]
+    m2 = [torch.zeros_like(r) for r in ref]
+    b1, b2 = cfg.betas
+    for step in range(1, 4):
+        grads = [torch.randn_like(p) for p in params]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        for i, g in enumerate(grads):
+            g = g.double()
+            ref[i] = ref[i] * (1 - cfg.lr * cfg.weight_decay)
+            m1[i] = b1 * m1[i] + (1 - b1) * g
+            m2[i] = b2 * m2[i] + (1 - b2) * g * g
+            denom = (m2[i] / (1 - b2**step)).sqrt() + 1e-8
+            ref[i] = ref[i] - cfg.lr * (m1[i] / (1 - b1**step)) / denom
+        for p, r in zip(params, ref, strict=True):
+            torch.testing.assert_close(p.detach().double(), r, atol=2e-6, rtol=1e-5)
