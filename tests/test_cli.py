@@ -195,7 +195,11 @@ def test_explain_writes_overlay_map_json_and_attention(random_checkpoint, sample
     assert 0.0 <= record["metrics"]["smm"] <= 1.0
     meta = read_png_metadata(out / "shape_rollout.png")
     assert meta["settings"] == record["settings"]
-    assert Image.open(out / "shape_rollout.png").size == (64, 64)
+    # The overlay enlarged to 512 px (the default --size), a colour bar beside it.
+    assert meta["figure"]["size"] == [512, 512]
+    width, height = Image.open(out / "shape_rollout.png").size
+    assert width > 512 and height >= 512
+    assert meta["figure"]["colorbar"]["hi"] >= meta["figure"]["colorbar"]["lo"]
 
 
 def test_explain_never_overwrites_silently(random_checkpoint, sample_files, tmp_path, capsys):
