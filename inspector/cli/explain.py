@@ -178,7 +178,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         args.checkpoint, device=resolve_device(args.device), options=load_options_from_args(args)
     )
     if ensure_folder(args.out, create=True):
-        print(f"created folder {args.out}", file=sys.stderr)
+        print(printable(f"created folder {args.out}"))  # stdout: stderr is for errors
     if args.prompt:  # text-prompted maps: the logic is core.prompts (issue 12)
         from ..core.prompts import write_prompt_outputs
 

@@ -191,6 +191,7 @@ class ExportDialog(QDialog):
         size_range: tuple[int, int] = (0, 4096),
         has_mask: bool = False,
         with_colorbar: bool = True,
+        figure_options: bool = True,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -226,8 +227,12 @@ class ExportDialog(QDialog):
         form.addRow("Folder", folder_row)
         form.addRow("File name", self.name_edit)
         form.addRow(size_label, self.size_spin)
-        form.addRow("", self.colorbar_box)
-        form.addRow("", self.outline_box)
+        if figure_options:  # the overlay's; the grid has neither
+            form.addRow("", self.colorbar_box)
+            form.addRow("", self.outline_box)
+        else:
+            self.colorbar_box.hide()
+            self.outline_box.hide()
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )

@@ -705,31 +705,22 @@ class MainWindow(QMainWindow):
             return
         start = self.settings_store.value("export/folder", str(Path.home()))
         stem = self.image_path.stem if self.image_path else "grid"
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export head/layer grid",
-            str(Path(start) / f"{stem}_grid.png"),
-            "PNG image (*.png)",
-            options=QFileDialog.Option.DontConfirmOverwrite,
+
+        def export(path: Path, *, overwrite: bool, size: int, **_figure: object) -> list[Path]:
+            return [self.export_grid(path, overwrite=overwrite, scale=size)]
+
+        dialog = ExportDialog(
+            export,
+            start,
+            f"{stem}_grid.png",
+            title="Export head/layer grid",
+            size_label="Cell enlargement (×)",
+            size=6,
+            size_range=(1, 32),
+            figure_options=False,
+            parent=self,
         )
-        if not path:
-            return
-        path = Path(path).with_suffix(".png")
-        self.settings_store.setValue("export/folder", str(path.parent))
-        overwrite = False
-        if path.exists():
-            answer = QMessageBox.question(
-                self, "Replace file?", f"{path.name} already exists. Replace it?"
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-            overwrite = True
-        try:
-            self.export_grid(path, overwrite=overwrite)
-        except ExportError as exc:
-            self.show_error(str(exc))
-            return
-        self.statusBar().showMessage(f"Wrote {Path(path).name}", 6000)
+        self._open_export_dialog(dialog)
 
     # =========================================================================================
     # Errors and messages
