@@ -39,6 +39,8 @@ from PySide6.QtWidgets import (
 from inspector.core.capture import Capture
 from inspector.core.checkpoint import save_checkpoint
 from inspector.core.colorscale import map_values, scale_of
+from inspector.core.data.errors import DatasetError
+from inspector.core.data.ground_truth import image_ground_truth
 from inspector.core.explain import (
     LoadedModel,
     PreparedImage,
@@ -70,6 +72,13 @@ __all__ = ["MainWindow", "RenderResult"]
 MAX_RECENT = 10
 EXPLORER_DEBOUNCE_MS = 60
 LAYOUT_VERSION = 2  # bump when the docks change, so an old saved layout is ignored
+
+
+class _Truth:
+    """A dataset annotation tied to the image it belongs to."""
+
+    def __init__(self, gt, image: Path) -> None:
+        self.mask, self.annotation, self.image, self.gt = gt.mask, gt.annotation, image, gt
 
 
 @dataclass
@@ -125,6 +134,7 @@ class MainWindow(QMainWindow):
         self.map_flags: list[str] = []  # degenerate-map notices of the last render
         self.map_scale = None  # colorscale.Scale of the last map (the colour bar's values)
         self.mask_path: Path | None = None
+        self.ground_truth = None  # _Truth: the open image's dataset box and label, or None
         self.last_render: RenderResult | None = None
         self.render_count = 0
         self._jobs: dict[int, str] = {}  # request id -> what it was for
@@ -549,7 +559,10 @@ class MainWindow(QMainWindow):
             "image": str(self.image_path) if self.image_path else None,
             # The mask's source: its file, or one made in the app (painted, box, dataset...).
             "mask": mask_source(
-                self.mask, self.mask_path, panel.source() if hasattr(panel, "source") else ""
+                self.mask,
+                self.mask_path,
+                panel.source() if hasattr(panel, "source") else "",
+                self.ground_truth.annotation if self.ground_truth else None,
             ),
             "smm": r.smm if r else None,
             "flags": list(self.map_flags),
@@ -851,7 +864,14 @@ class MainWindow(QMainWindow):
                 return  # captured with a model that was replaced meanwhile
             self.image, self.capture, self.raw_image = prepared, cap, None
             self._gradients_pending.clear()
-            self.predictions.set_predictions(cap.top_k(5), loaded.class_names)
+            truth = self._ground_truth_for(path, prepared.original.shape[:2]) if new_image else None
+            label = truth.class_index(loaded.class_names) if truth is not None else None
+            self.predictions.set_predictions(
+                cap.top_k(5),
+                loaded.class_names,
+                label,
+                None if label is None else float(cap.probabilities[label]),
+            )
             self.controls.set_class_index(None)
             c = cap.predicted_class
             self.statusBar().showMessage(
@@ -900,7 +920,23 @@ class MainWindow(QMainWindow):
                 # to be unused instead of vanishing.
                 if self._set_mask(mask, cand):
                     break
+        truth = self.ground_truth
+        if (truth is None or truth.image != path) and self._original_shape() is not None:
+            self._ground_truth_for(path, self._original_shape())  # an image without a model
+            truth = self.ground_truth
+        if self.mask_original is None and truth is not None and truth.image == path:
+            self._set_mask(truth.mask, None, quiet=True)  # the dataset's box
         self._notify_masks_panel()
+
+    def _ground_truth_for(self, path: Path, shape: tuple[int, int]):
+        """The dataset's annotation of ``path`` (Tiny ImageNet box and label), or None."""
+        try:
+            gt = image_ground_truth(path, shape)
+        except DatasetError as exc:
+            self.show_error(f"Dataset annotation: {user_message(exc)}")
+            gt = None
+        self.ground_truth = None if gt is None else _Truth(gt, path)
+        return gt
 
     def _set_mask(self, mask: np.ndarray, path: Path | None, quiet: bool = False) -> bool:
         shape = self._original_shape()
