@@ -31,8 +31,11 @@ def test_train_and_val_images_bring_their_box_and_label(tmp_path):
         names = [NAMES[w].split(",")[0] for w in sorted_wnids]
         assert gt.class_index(names) == label
         assert gt.class_index(list(reversed(sorted_wnids))) == 2 - label
-        assert gt.class_index([f"c{i}" for i in range(3)]) == label
-        assert gt.class_index([f"c{i}" for i in range(5)]) is None
+        assert gt.class_index([f"class {i}" for i in range(3)]) == label
+        assert gt.class_index([str(i) for i in range(3)]) == label
+        assert gt.class_index([f"class {i}" for i in range(5)]) is None
+        # Named classes of another dataset: no label, never one picked by position.
+        assert gt.class_index(["circle", "square", "ring"]) is None
     assert gt.annotation.name == "val_annotations.txt" or gt.annotation.name.endswith("_boxes.txt")
 
 
@@ -59,7 +62,7 @@ def test_real_subset():
     x0, y0, x1, y1 = (int(v) for v in line[2:])
     assert gt.mask.sum() == (min(x1, 63) - x0 + 1) * (min(y1, 63) - y0 + 1)
     wnids = sorted(d.name for d in (REAL / "train").iterdir() if d.is_dir())
-    assert gt.class_index([f"c{i}" for i in range(len(wnids))]) == wnids.index(line[1])
+    assert gt.class_index([f"class {i}" for i in range(len(wnids))]) == wnids.index(line[1])
     train = sorted((REAL / "train" / wnids[0] / "images").iterdir())[0]
     gt = image_ground_truth(train, (64, 64))
     assert gt is not None and gt.wnid == wnids[0] and gt.mask.any()

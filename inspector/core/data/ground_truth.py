@@ -8,14 +8,17 @@ Tiny ImageNet (the layout in :mod:`inspector.core.data.tiny_imagenet`):
 
 The mask is the inclusive box in the image's own geometry (``mask[y0:y1+1, x0:x1+1]``), as the
 dataset loader makes it, so the window and the CLI align it like any other mask. The true label
-is matched to a model's classes by wnid, then by readable name (``words.txt``), then by the
-position of the wnid among the folder's sorted wnids when the model has exactly that many
-classes (the paper's 10-class models store names, not wnids).
+is matched to a model's classes by wnid, then by readable name (``words.txt``; the paper's
+10-class models store these names), then, only for a model whose classes are unnamed
+(``0``, ``class 3``), by the position of the wnid among the folder's sorted wnids when the
+model has exactly that many classes. A model of other classes (e.g. synthetic shapes) gets no
+true label: matching by position alone would name a wrong one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,8 @@ from .tiny_imagenet import (
 )
 
 __all__ = ["GroundTruth", "image_ground_truth"]
+
+_UNNAMED = re.compile(r"^(class[ _]?)?\d+$", re.IGNORECASE)  # a placeholder class name
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class GroundTruth:
         lowered = [n.lower() for n in names]
         if self.name.lower() in lowered:
             return lowered.index(self.name.lower())
+        if not all(_UNNAMED.match(n.strip()) for n in names):
+            return None
         try:
             wnids = read_wnids(self.root)
         except DatasetError:
