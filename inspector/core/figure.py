@@ -256,7 +256,12 @@ def grid_figure(
     canvas.paste(Image.fromarray(np.ascontiguousarray(img)), (left, top))
     draw = ImageDraw.Draw(canvas)
     draw.text((left + w // 2, 2), "head", fill=TEXT_RGB, font=font, anchor="mt")
+    # A label wider than its column's spacing is cut to its first letter ("fused" -> "F"), so
+    # neighbours never overlap; the metadata keeps the full labels.
+    spacing = min(np.diff(sorted(column_centres)), default=len(m[0])) * scale
     for c, text in zip(column_centres, column_labels, strict=True):
+        if _text_size(probe, text, font)[0] > spacing - 4:
+            text = text[:1].upper()
         draw.text((left + c * scale, top - 4), text, fill=TEXT_RGB, font=font, anchor="mb")
     draw.text((2, top - 4), "layer", fill=TEXT_RGB, font=font, anchor="lb")
     for r, text in zip(row_centres, row_labels, strict=True):
