@@ -195,7 +195,11 @@ def test_explain_writes_overlay_map_json_and_attention(random_checkpoint, sample
     assert 0.0 <= record["metrics"]["smm"] <= 1.0
     meta = read_png_metadata(out / "shape_rollout.png")
     assert meta["settings"] == record["settings"]
-    assert Image.open(out / "shape_rollout.png").size == (64, 64)
+    # The overlay enlarged to 512 px (the default --size), a colour bar beside it.
+    assert meta["figure"]["size"] == [512, 512]
+    width, height = Image.open(out / "shape_rollout.png").size
+    assert width > 512 and height >= 512
+    assert meta["figure"]["colorbar"]["hi"] >= meta["figure"]["colorbar"]["lo"]
 
 
 def test_explain_never_overwrites_silently(random_checkpoint, sample_files, tmp_path, capsys):
@@ -303,3 +307,35 @@ def test_evaluate_faithfulness_deletion_auc_matches_the_model(random_checkpoint,
         assert 0.0 <= float(row["cls-attention/insertion_auc"]) <= 1.0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["methods"]["cls-attention"]["deletion_auc"]["defined"] == 3
+
+
+@pytest.mark.parametrize("method", ["rollout", "attention", "cls-attention", "relevance"])
+def test_explain_export_per_method(method, random_checkpoint, sample_files, tmp_path, capsys):
+    """Per method: the JSON keeps only the settings it reads (the registry's list), the raw
+    .npy is the pipeline's unnormalised map, the PNG is the 256 px figure with a colour bar and
+    the mask outlined, and a missing --out is created with one line saying so."""
+    from inspector.core.explain import capture_image, load_image, open_model
+    from inspector.core.saliency import MapSettings, compute_map, registry
+
+    image_path, mask_path, _, _ = sample_files
+    out = tmp_path / "new" / "out"
+    args = ["explain", "--checkpoint", str(random_checkpoint), "--image", str(image_path)]
+    args += ["--mask", str(mask_path), "--method", method, "--size", "256"]
+    assert main(args + ["--device", "cpu", "--out", str(out)]) == 0
+    assert f"created folder {out}" in capsys.readouterr().out.splitlines()[0]
+    record = json.loads((out / "shape.json").read_text())
+    settings = record["settings"]
+    display = {"smoothing", "threshold", "colormap", "opacity"}
+    assert set(settings) - display == {"method"} | set(registry.get(method).uses)
+    assert record["mask"]["source"] == "file" and record["mask"]["path"] == str(mask_path)
+    # The raw map against an independent capture of the same weights (method's own values).
+    loaded_model = open_model(random_checkpoint)
+    cap = capture_image(loaded_model, load_image(image_path, loaded_model))
+    used = MapSettings(**{k: v for k, v in settings.items() if k not in display})
+    ref = compute_map(cap, settings=used, rescale=False)
+    raw = np.load(out / f"shape_{method}_raw.npy")
+    np.testing.assert_allclose(raw.astype(np.float64), ref.astype(np.float64), rtol=1e-5)
+    fig = record["figure"]
+    assert fig["size"] == [256, 256] and fig["outline"]["width"] == 1
+    png = np.asarray(Image.open(out / f"shape_{method}.png").convert("RGB"))
+    assert png.shape[1] > 256 and fig["bar_box"][0] >= 256

@@ -20,7 +20,8 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
         help="saliency maps, predictions and mask scores for images",
-        description="For each image write <stem>_<method>.png (overlay), <stem>_<method>.npy "
+        description="For each image write <stem>_<method>.png (the overlay enlarged to "
+        "--size px, the mask outlined, a colour bar of the real values), <stem>_<method>.npy "
         "(patch-grid map divided by its maximum, float32), <stem>_<method>_raw.npy (the "
         "method's unnormalised values), <stem>.json (top-5 predictions, the settings the "
         "method uses, SMM and localisation metrics when a mask is given, and notices for a "
@@ -85,6 +86,19 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
         help="CLIP-like models: map the image-text similarity of this prompt (repeatable; "
         "several give a zero-shot top-5 and one map per prompt)",
     )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=512,
+        help="the overlay PNG's side in pixels, enlarged by nearest neighbour (default 512; "
+        "0: the model's input size); a mask given with --mask is outlined",
+    )
+    p.add_argument(
+        "--no-colorbar",
+        dest="colorbar",
+        action="store_false",
+        help="leave out the colour bar (the map's real values) beside the overlay",
+    )
     p.add_argument("--save-attention", action="store_true")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--out", required=True, type=Path)
@@ -131,7 +145,15 @@ def _outputs(args: argparse.Namespace, stem: str) -> list[Path]:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from ..core.explain import load_image, open_model
-    from ..core.export import check_writable, save_json, save_npy, save_png
+    from ..core.export import (
+        check_writable,
+        ensure_folder,
+        mask_record,
+        save_json,
+        save_npy,
+        save_png,
+    )
+    from ..core.figure import map_figure
     from ..core.imageio import read_mask
     from ..core.pipeline import explain_one
     from ..core.train import resolve_device
@@ -155,7 +177,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     loaded = open_model(
         args.checkpoint, device=resolve_device(args.device), options=load_options_from_args(args)
     )
-    args.out.mkdir(parents=True, exist_ok=True)
+    if ensure_folder(args.out, create=True):
+        print(printable(f"created folder {args.out}"))  # stdout: stderr is for errors
     if args.prompt:  # text-prompted maps: the logic is core.prompts (issue 12)
         from ..core.prompts import write_prompt_outputs
 
@@ -182,9 +205,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
             **result.metadata,
             "image": str(path),
             "checkpoint": str(args.checkpoint),
+            "mask": mask_record("file", result.mask, args.mask[i])
+            if args.mask is not None
+            else None,
         }
+        try:
+            fig = map_figure(
+                result.overlay,
+                result.full,
+                result.raw_grid,
+                smoothing=settings.smoothing,
+                colormap=settings.colormap,
+                mask=result.mask,
+                size=args.size,
+                colorbar=args.colorbar,
+            )
+        except ValueError as exc:
+            raise CLIError(f"--size: {exc}") from exc
+        record["figure"] = fig.meta
         png, npy, raw_npy, js, *rest = _outputs(args, path.stem)
-        save_png(png, result.overlay, record, overwrite=args.overwrite)
+        save_png(png, fig.rgb, record, overwrite=args.overwrite)
         save_npy(npy, result.grid.astype(np.float32), overwrite=args.overwrite)
         save_npy(raw_npy, result.raw_grid.astype(np.float32), overwrite=args.overwrite)
         if args.save_attention:

@@ -131,3 +131,110 @@ def _nearest_existing(folder: Path) -> Path:
     while not folder.exists() and folder.parent != folder:
         folder = folder.parent
     return folder
+
+
+# -- a map's files: the figure, the normalised and the raw map, the metadata ---------------------
+MASK_SOURCES = ("file", "painted", "box", "dataset", "mask r-cnn", "array")
+
+
+def mask_record(
+    source: str | None, mask: Any = None, path: str | os.PathLike | None = None
+) -> dict[str, Any] | None:
+    """What a file records about the active mask: where it came from (``file`` with its
+    ``path``, ``painted``, ``box``, ``dataset`` with its annotation file, ``mask r-cnn``) and
+    its object pixel count in display geometry; None when no mask is active."""
+    if mask is None and source is None:
+        return None
+    if source not in MASK_SOURCES:
+        raise ValueError(f"unknown mask source {source!r}; one of {', '.join(MASK_SOURCES)}")
+    record: dict[str, Any] = {"source": source}
+    if path is not None:
+        record["path"] = str(path)
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        record["pixels"] = int(m.sum())
+        record["shape"] = list(m.shape)
+    return record
+
+
+def map_file_paths(png: str | os.PathLike) -> dict[str, Path]:
+    """The four files of one exported map, named after the PNG: ``x.png`` (figure), ``x.npy``
+    (the map in [0, 1] at image resolution), ``x_raw.npy`` (the method's unnormalised
+    patch-grid values) and ``x.json`` (the metadata)."""
+    png = Path(png)
+    if png.suffix.lower() != ".png":
+        png = png.with_name(png.name + ".png")
+    return {
+        "png": png,
+        "npy": png.with_suffix(".npy"),
+        "raw": png.with_name(png.stem + "_raw.npy"),
+        "json": png.with_suffix(".json"),
+    }
+
+
+def ensure_folder(folder: str | os.PathLike, *, create: bool) -> bool:
+    """Make sure ``folder`` exists; True when it was created here.
+
+    Raises:
+        FileNotFoundError: it is missing and ``create`` is False (one line naming it).
+        NotADirectoryError: a file is in the way.
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        return False
+    if folder.exists():
+        raise NotADirectoryError(f"{folder} is a file, not a folder")
+    if not create:
+        raise FileNotFoundError(f"folder {folder} does not exist")
+    folder.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+def write_map_files(
+    png: str | os.PathLike,
+    figure_rgb: np.ndarray,
+    normalised: np.ndarray,
+    raw: np.ndarray,
+    metadata: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write the four files of :func:`map_file_paths` atomically, after checking that none
+    exists (unless ``overwrite``) and that the folder takes them, so a refusal writes nothing.
+
+    Args:
+        png: the figure's path (the others are named after it).
+        figure_rgb: ``(H, W, 3)`` uint8, the figure (:mod:`inspector.core.figure`).
+        normalised: ``(S, S)`` the map in [0, 1], saved float32.
+        raw: ``(rows, cols)`` the method's values as the pipeline computed them (float32),
+            saved unchanged: no scaling, no upsampling.
+        metadata: settings, provenance, mask source; stored in the PNG and the JSON.
+
+    Returns:
+        ``[png, npy, raw npy, json]``.
+    """
+    paths = map_file_paths(png)
+    check_writable(list(paths.values()), overwrite=overwrite)
+    raw = np.asarray(raw)
+    meta = {
+        **dict(metadata),
+        "files": {
+            "figure": paths["png"].name,
+            "normalised": {
+                "file": paths["npy"].name,
+                "shape": list(np.shape(normalised)),
+                "what": "the map at the model's input resolution, min-max scaled to [0, 1]",
+            },
+            "raw": {
+                "file": paths["raw"].name,
+                "shape": list(raw.shape),
+                "dtype": str(raw.dtype),
+                "what": "the method's patch-grid values, unnormalised (the method's units)",
+            },
+        },
+    }
+    save_png(paths["png"], np.ascontiguousarray(figure_rgb), meta, overwrite=overwrite)
+    save_npy(paths["npy"], np.asarray(normalised, dtype=np.float32), overwrite=overwrite)
+    save_npy(paths["raw"], raw, overwrite=overwrite)
+    save_json(paths["json"], meta, overwrite=overwrite)
+    return list(paths.values())

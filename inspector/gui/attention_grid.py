@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
 from inspector.core import export as core_export
 from inspector.core.explain import ExplorerMaps
+from inspector.core.figure import grid_figure
 from inspector.core.postprocess import colorize
 
 __all__ = ["AttentionGrid", "GridLayout"]
@@ -183,21 +184,30 @@ class AttentionGrid(QWidget):
     def export_png(
         self, path: Path, metadata: dict, *, overwrite: bool = False, scale: int = 6
     ) -> Path:
-        """The mosaic enlarged ``scale`` times (nearest neighbour), settings in its metadata."""
+        """The mosaic enlarged ``scale`` times (nearest neighbour) with its layer and head
+        labels (:func:`inspector.core.figure.grid_figure`), settings in its metadata."""
         if self.mosaic is None or self.data is None:
             raise ValueError("the grid is empty")
-        rgb = np.repeat(np.repeat(self.mosaic[..., :3], scale, axis=0), scale, axis=1)
+        lay = self.layout_
+        fig = grid_figure(
+            self.mosaic,
+            scale=scale,
+            column_centres=[lay.x0[j] + lay.cols / 2 for j in range(lay.columns)],
+            column_labels=[lay.column_label(j) for j in range(lay.columns)],
+            row_centres=[lay.y0[i] + lay.rows / 2 for i in range(lay.layers)],
+            row_labels=[f"L{i}" for i in range(lay.layers)],
+        )
         meta = {
             **metadata,
             "grid": {
+                **fig.meta,
                 "rows": "layers",
-                "columns": [self.layout_.column_label(j) for j in range(self.layout_.columns)],
+                "row_labels": fig.meta["rows"],
                 "query": self.data.query,
                 "fusion": self.data.fusion,
-                "scale": scale,
             },
         }
-        return core_export.save_png(path, np.ascontiguousarray(rgb), meta, overwrite=overwrite)
+        return core_export.save_png(path, np.ascontiguousarray(fig.rgb), meta, overwrite=overwrite)
 
     # -- internals -------------------------------------------------------------------------
     def _set_ticks(self, layout: GridLayout) -> None:

@@ -1,4 +1,5 @@
-"""Batch export: every image of a folder -> overlay PNG (settings in its metadata) + raw ``.npy``.
+"""Batch export: every image of a folder -> figure PNG (settings in its metadata), ``.npy``,
+``_raw.npy`` and ``.json``, as the single export.
 
 The job runs on its own ``QThread`` (docs/ARCHITECTURE.md section 3): for each image it calls
 the core's one per-image pipeline, as the window does (:func:`inspector.core.explain.load_image`,
@@ -27,6 +28,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from inspector.core.export import map_file_paths, mask_record
+
 from .controls import ViewSettings
 from .export_dialog import ExportError, export_overlay, suggested_name
 from .workers import user_message
@@ -44,6 +47,11 @@ class BatchItem:
     @property
     def npy(self) -> Path:
         return self.png.with_suffix(".npy")
+
+    @property
+    def files(self) -> list[Path]:
+        """The figure, the map, the raw map and the JSON (:func:`map_file_paths`)."""
+        return list(map_file_paths(self.png).values())
 
 
 @dataclass
@@ -74,7 +82,7 @@ def plan_batch(images: list[Path], out_dir: Path, settings: ViewSettings) -> lis
 
 
 def existing_targets(items: list[BatchItem]) -> list[Path]:
-    return [p for item in items for p in (item.png, item.npy) if p.exists()]
+    return [p for item in items for p in item.files if p.exists()]
 
 
 class _BatchWorker(QObject):
@@ -135,7 +143,7 @@ class _BatchWorker(QObject):
             "settings": s.to_metadata(),
             "checkpoint": self.checkpoint,
             "image": str(item.source),
-            "mask": str(mask_file) if mask is not None else None,
+            "mask": mask_record("file", result.mask, mask_file) if mask is not None else None,
             "smm": result.smm,
             "predicted_class": c,
             "predicted_name": loaded.class_names[c],
@@ -143,7 +151,15 @@ class _BatchWorker(QObject):
             "flags": result.flags,
             "batch": True,
         }
-        return export_overlay(item.png, result.overlay, result.full, meta, overwrite=self.overwrite)
+        return export_overlay(
+            item.png,
+            result,
+            meta,
+            smoothing=s.smoothing,
+            colormap=s.colormap,
+            mask=result.mask,
+            overwrite=self.overwrite,
+        )
 
 
 class BatchExport(QObject):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -38,6 +39,8 @@ from PySide6.QtWidgets import (
 from inspector.core.capture import Capture
 from inspector.core.checkpoint import save_checkpoint
 from inspector.core.colorscale import map_values, scale_of
+from inspector.core.data.errors import DatasetError
+from inspector.core.data.ground_truth import image_ground_truth
 from inspector.core.explain import (
     LoadedModel,
     PreparedImage,
@@ -46,6 +49,7 @@ from inspector.core.explain import (
     load_image,
     open_model,
 )
+from inspector.core.figure import DEFAULT_SIZE
 from inspector.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
 from inspector.core.load_options import LoadOptions, needs_heads
 from inspector.core.metrics import smm
@@ -56,7 +60,7 @@ from .attention_grid import AttentionGrid
 from .batch_export import BatchExport, existing_targets, plan_batch
 from .controls import ControlsPanel, ViewSettings
 from .drops import classify_paths
-from .export_dialog import ExportError, export_overlay, suggested_name
+from .export_dialog import ExportDialog, ExportError, export_overlay, mask_source, suggested_name
 from .load_dialog import LoadOptionsDialog
 from .map_frame import MapFrame, caption_text
 from .predictions import PredictionsPanel
@@ -70,6 +74,13 @@ EXPLORER_DEBOUNCE_MS = 60
 LAYOUT_VERSION = 2  # bump when the docks change, so an old saved layout is ignored
 
 
+class _Truth:
+    """A dataset annotation tied to the image it belongs to."""
+
+    def __init__(self, gt, image: Path) -> None:
+        self.mask, self.annotation, self.image, self.gt = gt.mask, gt.annotation, image, gt
+
+
 @dataclass
 class RenderResult:
     """What the last redraw produced (the numbers behind the pixels on screen)."""
@@ -81,6 +92,7 @@ class RenderResult:
     smm: float | None
     elapsed_ms: float
     cpu_ms: float = 0.0  # process CPU time of the same work (wall time includes waiting)
+    explained: Any = None  # the pipeline's ExplainResult (raw map, for exports), or None
 
 
 class MainWindow(QMainWindow):
@@ -125,6 +137,7 @@ class MainWindow(QMainWindow):
         # A mask drawn on the display, with the preprocessing it was drawn for: shown exactly
         # while the geometry is the same, re-aligned from mask_original when it is not.
         self._painted: tuple[np.ndarray, object] | None = None
+        self.ground_truth = None  # _Truth: the open image's dataset box and label, or None
         self.last_render: RenderResult | None = None
         self.render_count = 0
         self._jobs: dict[int, str] = {}  # request id -> what it was for
@@ -422,7 +435,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"Cannot draw the colour scale: {user_message(exc)}")
         elapsed = (time.perf_counter() - t0) * 1000
         cpu = (time.process_time() - c0) * 1000
-        self._show(RenderResult(s, grid, full, rgb, score, elapsed, cpu))
+        self._show(RenderResult(s, grid, full, rgb, score, elapsed, cpu, explained=result))
         self._schedule_explorer()
 
     def _show_scale(self, s: ViewSettings, result) -> None:
@@ -510,29 +523,50 @@ class MainWindow(QMainWindow):
     # Export
     # =========================================================================================
     def export_overlay(
-        self, path: str | Path, *, overwrite: bool = False, scale: int = 1
+        self,
+        path: str | Path,
+        *,
+        overwrite: bool = False,
+        size: int = DEFAULT_SIZE,
+        colorbar: bool = True,
+        outline: bool = True,
     ) -> list[Path]:
-        """Write the overlay PNG (settings in its metadata) and the raw map ``.npy`` beside it.
+        """Write the figure PNG (``size`` px, mask outline, colour bar; settings in its
+        metadata), the map ``.npy``, the raw map ``_raw.npy`` and the ``.json`` beside it.
 
         Raises:
             ExportError: nothing to export, or a file exists and ``overwrite`` is False.
         """
         r = self.last_render
-        if r is None or r.full is None:
+        if r is None or r.full is None or r.explained is None:
             raise ExportError("Nothing to export yet: open a checkpoint and an image first")
-        meta = self.export_metadata()
-        return export_overlay(Path(path), r.rgb, r.full, meta, overwrite=overwrite, scale=scale)
+        return export_overlay(
+            Path(path),
+            r.explained,
+            self.export_metadata(),
+            smoothing=r.settings.smoothing,
+            colormap=r.settings.colormap,
+            mask=self.mask,
+            size=size,
+            colorbar=colorbar,
+            outline=outline,
+            overwrite=overwrite,
+        )
 
     def export_metadata(self) -> dict:
         r = self.last_render
+        panel = self.panels.get("masks")
         meta = {
             "settings": r.settings.to_metadata() if r else {},
             "checkpoint": str(self.loaded.path) if self.loaded and self.loaded.path else None,
             "image": str(self.image_path) if self.image_path else None,
-            # The mask's source: its file, or a mask drawn in the app (brush, box, Mask R-CNN).
-            "mask": str(self.mask_path)
-            if self.mask_path
-            else ("drawn in the app" if self.mask is not None else None),
+            # The mask's source: its file, or one made in the app (painted, box, dataset...).
+            "mask": mask_source(
+                self.mask,
+                self.mask_path,
+                panel.source() if hasattr(panel, "source") else "",
+                self.ground_truth.annotation if self.ground_truth else None,
+            ),
             "smm": r.smm if r else None,
             "flags": list(self.map_flags),
         }
@@ -552,33 +586,24 @@ class MainWindow(QMainWindow):
             self.show_error("Nothing to export yet: open a checkpoint and an image first")
             return
         start = self.settings_store.value("export/folder", str(Path.home()))
-        name = suggested_name(self.image_path, self.last_render.settings)
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export overlay",
-            str(Path(start) / name),
-            "PNG image (*.png)",
-            options=QFileDialog.Option.DontConfirmOverwrite,
+        dialog = ExportDialog(
+            self.export_overlay,
+            start,
+            suggested_name(self.image_path, self.last_render.settings),
+            has_mask=self.mask is not None,
+            parent=self,
         )
-        if not path:
-            return
-        path = Path(path).with_suffix(".png")
-        self.settings_store.setValue("export/folder", str(path.parent))
-        try:
-            written = self.export_overlay(path)
-        except ExportError as exc:
-            if "exists" not in str(exc):
-                self.show_error(str(exc))
-                return
-            answer = QMessageBox.question(self, "Replace files?", f"{exc}\n\nReplace them?")
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-            try:
-                written = self.export_overlay(path, overwrite=True)
-            except ExportError as exc2:
-                self.show_error(str(exc2))
-                return
-        self.statusBar().showMessage("Wrote " + ", ".join(p.name for p in written), 6000)
+        self._open_export_dialog(dialog)
+
+    def _open_export_dialog(self, dialog: ExportDialog) -> None:
+        def done(written: list) -> None:
+            self.settings_store.setValue("export/folder", str(Path(written[0]).parent))
+            self.statusBar().showMessage("Wrote " + ", ".join(Path(p).name for p in written), 6000)
+
+        dialog.exported.connect(done)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.export_dialog = dialog  # for tests and to keep it alive while open
+        dialog.open()
 
     def export_grid(self, path: str | Path, *, overwrite: bool = False, scale: int = 6) -> Path:
         """Write the head/layer grid PNG (settings in its metadata).
@@ -637,7 +662,7 @@ class MainWindow(QMainWindow):
         return job
 
     def _on_batch_finished(self, result) -> None:
-        n = len(result.written) // 2
+        n = len(result.written) // 4  # four files per image
         text = f"Batch export {result.status}: {n} of {result.total} image(s) written"
         if result.errors:
             self.show_error(f"{text}; {len(result.errors)} failed: {result.errors[0]}")
@@ -696,31 +721,22 @@ class MainWindow(QMainWindow):
             return
         start = self.settings_store.value("export/folder", str(Path.home()))
         stem = self.image_path.stem if self.image_path else "grid"
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export head/layer grid",
-            str(Path(start) / f"{stem}_grid.png"),
-            "PNG image (*.png)",
-            options=QFileDialog.Option.DontConfirmOverwrite,
+
+        def export(path: Path, *, overwrite: bool, size: int, **_figure: object) -> list[Path]:
+            return [self.export_grid(path, overwrite=overwrite, scale=size)]
+
+        dialog = ExportDialog(
+            export,
+            start,
+            f"{stem}_grid.png",
+            title="Export head/layer grid",
+            size_label="Cell enlargement (×)",
+            size=6,
+            size_range=(1, 32),
+            figure_options=False,
+            parent=self,
         )
-        if not path:
-            return
-        path = Path(path).with_suffix(".png")
-        self.settings_store.setValue("export/folder", str(path.parent))
-        overwrite = False
-        if path.exists():
-            answer = QMessageBox.question(
-                self, "Replace file?", f"{path.name} already exists. Replace it?"
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-            overwrite = True
-        try:
-            self.export_grid(path, overwrite=overwrite)
-        except ExportError as exc:
-            self.show_error(str(exc))
-            return
-        self.statusBar().showMessage(f"Wrote {Path(path).name}", 6000)
+        self._open_export_dialog(dialog)
 
     # =========================================================================================
     # Errors and messages
@@ -851,7 +867,14 @@ class MainWindow(QMainWindow):
                 return  # captured with a model that was replaced meanwhile
             self.image, self.capture, self.raw_image = prepared, cap, None
             self._gradients_pending.clear()
-            self.predictions.set_predictions(cap.top_k(5), loaded.class_names)
+            truth = self._ground_truth_for(path, prepared.original.shape[:2]) if new_image else None
+            label = truth.class_index(loaded.class_names) if truth is not None else None
+            self.predictions.set_predictions(
+                cap.top_k(5),
+                loaded.class_names,
+                label,
+                None if label is None else float(cap.probabilities[label]),
+            )
             self.controls.set_class_index(None)
             c = cap.predicted_class
             self.statusBar().showMessage(
@@ -901,7 +924,23 @@ class MainWindow(QMainWindow):
                 # to be unused instead of vanishing.
                 if self._set_mask(mask, cand):
                     break
+        truth = self.ground_truth
+        if (truth is None or truth.image != path) and self._original_shape() is not None:
+            self._ground_truth_for(path, self._original_shape())  # an image without a model
+            truth = self.ground_truth
+        if self.mask_original is None and truth is not None and truth.image == path:
+            self._set_mask(truth.mask, None, quiet=True)  # the dataset's box
         self._notify_masks_panel()
+
+    def _ground_truth_for(self, path: Path, shape: tuple[int, int]):
+        """The dataset's annotation of ``path`` (Tiny ImageNet box and label), or None."""
+        try:
+            gt = image_ground_truth(path, shape)
+        except DatasetError as exc:
+            self.show_error(f"Dataset annotation: {user_message(exc)}")
+            gt = None
+        self.ground_truth = None if gt is None else _Truth(gt, path)
+        return gt
 
     def _set_mask(self, mask: np.ndarray, path: Path | None, quiet: bool = False) -> bool:
         shape = self._original_shape()

@@ -1,4 +1,6 @@
-"""Top-k predictions with probabilities; choosing a row sets the target of class-specific maps."""
+"""Top-k predictions with probabilities; choosing a row (or any class in the list under the
+table) sets the target of class-specific maps; the true class, when the image's dataset gives
+one, is marked with a check and named with its probability."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import math
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHeaderView,
     QLabel,
     QProgressBar,
@@ -45,6 +48,13 @@ class PredictionsPanel(QWidget):
             "Click a class to make it the target of gradient rollout and "
             "relevance; click it again to go back to the predicted class"
         )
+        # Any class as the target, not only the top k.
+        self.any_class = QComboBox()
+        self.any_class.setToolTip("Target any class of the model (gradient methods)")
+        self.any_class.addItem("Target: the predicted class")
+        self.any_class.activated.connect(self._on_any_class)
+        self.truth = QLabel("")
+        self.truth.setWordWrap(True)
         self.empty = QLabel("No prediction yet: open a checkpoint and an image.")
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color: gray;")
@@ -52,15 +62,30 @@ class PredictionsPanel(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.empty)
         lay.addWidget(self.table)
+        lay.addWidget(self.any_class)
+        lay.addWidget(self.truth)
         self.table.setVisible(False)
+        self.truth.setVisible(False)
         self._classes: list[int] = []
         self._target: int | None = None
         self.table.cellClicked.connect(self._on_clicked)
 
     def set_predictions(
-        self, top: list[tuple[int, float]], names: list[str], true_label: int | None = None
+        self,
+        top: list[tuple[int, float]],
+        names: list[str],
+        true_label: int | None = None,
+        true_probability: float | None = None,
     ) -> None:
-        """Show ``[(class_index, probability), ...]``, best first."""
+        """Show ``[(class_index, probability), ...]``, best first; mark ``true_label``."""
+        self._set_class_list(names, true_label)
+        if true_label is not None and 0 <= true_label < len(names):
+            p = "" if true_probability is None else f" · p = {true_probability * 100:.1f}%"
+            self.truth.setText(f"True class: {names[true_label]} ✓{p}")
+            self.truth.setVisible(True)
+        else:
+            self.truth.setText("")
+            self.truth.setVisible(False)
         self._classes = [c for c, _ in top]
         self._target = None
         self.table.setRowCount(len(top))
@@ -84,6 +109,7 @@ class PredictionsPanel(QWidget):
         self.empty.setVisible(not top)
 
     def clear(self, message: str = "No prediction yet: open a checkpoint and an image.") -> None:
+        self.truth.setVisible(False)
         self.table.setRowCount(0)
         self._classes = []
         self.table.setVisible(False)
@@ -109,4 +135,29 @@ class PredictionsPanel(QWidget):
             return
         self._target = c
         self.table.selectRow(row)
+        self.classChosen.emit(c)
+
+    def _set_class_list(self, names: list[str], true_label: int | None) -> None:
+        items = [f"{i}: {n}" + ("  ✓ true" if i == true_label else "") for i, n in enumerate(names)]
+        current = [self.any_class.itemText(i + 1) for i in range(self.any_class.count() - 1)]
+        if items != current:
+            self.any_class.blockSignals(True)
+            while self.any_class.count() > 1:
+                self.any_class.removeItem(1)
+            self.any_class.addItems(items)
+            self.any_class.blockSignals(False)
+        self.any_class.setCurrentIndex(0)
+
+    def choose_class(self, c: int) -> None:
+        """Pick class ``c`` (any of the model's) as the target, as choosing it in the list
+        would (-1: the predicted class)."""
+        self.any_class.setCurrentIndex(c + 1)
+        self._on_any_class(c + 1)
+
+    def _on_any_class(self, index: int) -> None:
+        c = index - 1
+        self._target = c if c >= 0 else None
+        self.table.clearSelection()
+        if c in self._classes:
+            self.table.selectRow(self._classes.index(c))
         self.classChosen.emit(c)

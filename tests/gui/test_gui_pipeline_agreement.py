@@ -87,7 +87,8 @@ def test_gradient_target_control_changes_the_gradient_used(qtbot, window, pair):
     meta = window.export_metadata()
     assert meta["settings"]["target"] == "probability"
     assert "fusion" not in meta["settings"]  # relevance does not read it
-    assert meta["mask"] == str(msk)
+    assert meta["mask"]["source"] == "file" and meta["mask"]["path"] == str(msk)
+    assert meta["mask"]["pixels"] == int(window.mask.sum())
 
 
 def test_a_constant_map_is_noticed(qtbot, window, pair, tmp_path):

@@ -246,8 +246,13 @@ def test_export_png_metadata_npy_and_no_overwrite(qtbot, window, files, tmp_path
     with qtbot.waitSignal(window.overlayUpdated, timeout=5000):
         window.controls.discard.setValue(40)
     target = tmp_path / "out.png"
-    written = window.export_overlay(target)
-    assert written == [target, tmp_path / "out.npy"]
+    written = window.export_overlay(target, size=0, colorbar=False, outline=False)
+    assert written == [
+        target,
+        tmp_path / "out.npy",
+        tmp_path / "out_raw.npy",
+        tmp_path / "out.json",
+    ]
     png = np.asarray(Image.open(target).convert("RGB"))
     np.testing.assert_array_equal(png, window.image_view.displayed())
     meta = read_png_metadata(target)
@@ -260,7 +265,7 @@ def test_export_png_metadata_npy_and_no_overwrite(qtbot, window, files, tmp_path
     with pytest.raises(ExportError, match="exist"):
         window.export_overlay(target)
     assert target.read_bytes() == before
-    window.export_overlay(target, overwrite=True, scale=2)
+    window.export_overlay(target, overwrite=True, size=2 * png.shape[0], colorbar=False)
     assert Image.open(target).size == (2 * png.shape[1], 2 * png.shape[0])
 
 

@@ -125,9 +125,19 @@ def test_grid_png_export(qtbot, window, files, tmp_path):
     window.export_grid(target, scale=4)
     png = np.asarray(Image.open(target).convert("RGB"))
     mosaic = window.explorer.mosaic[..., :3]
-    assert png.shape == (4 * mosaic.shape[0], 4 * mosaic.shape[1], 3)
-    np.testing.assert_array_equal(png[::4, ::4], mosaic)
     meta = read_png_metadata(target)
+    x0, y0, x1, y1 = meta["grid"]["mosaic_box"]
+    assert (x1 - x0, y1 - y0) == (4 * mosaic.shape[1], 4 * mosaic.shape[0])
+    np.testing.assert_array_equal(png[y0:y1:4, x0:x1:4], mosaic)
+    # Labelled: ink above every column and left of every layer row.
+    lay = window.explorer.layout_
+    for j in range(lay.columns):
+        cx = x0 + int(4 * (lay.x0[j] + lay.cols / 2))
+        assert (png[:y0, cx - 6 : cx + 6] < 128).any(), f"no label over column {j}"
+    for i in range(lay.layers):
+        cy = y0 + int(4 * (lay.y0[i] + lay.rows / 2))
+        assert (png[cy - 4 : cy + 4, :x0] < 128).any(), f"no label left of layer {i}"
+    assert meta["grid"]["row_labels"] == [f"L{i}" for i in range(lay.layers)]
     assert meta["grid"]["columns"] == ["h0", "h1", "h2", "h3", "fused", "rollout"]
     assert meta["grid"]["fusion"] == "min" and meta["settings"]["fusion"] == "min"
     assert meta["checkpoint"] == str(files["ckpt"])
@@ -155,16 +165,25 @@ def test_batch_export_of_a_folder(qtbot, window, files, tmp_path):
         image = files[f"img{i}"]
         png = out / f"img{i}_rollout_max_d0.60.png"
         assert png in result.written and png.with_suffix(".npy") in result.written
+        assert png.with_name(png.stem + "_raw.npy") in result.written
         display, ref = _ref_map(files["ckpt"], image, s)
         np.testing.assert_allclose(np.load(png.with_suffix(".npy")), ref, atol=1e-6)
-        shown = np.asarray(Image.open(png).convert("RGB")).astype(int)
-        expected = overlay(display, ref, cmap=s.colormap, opacity=s.opacity).astype(int)
-        assert np.abs(shown - expected).max() <= 1
         meta = read_png_metadata(png)
-        assert meta["settings"]["discard_ratio"] == pytest.approx(0.60)
-        assert meta["image"] == str(image) and meta["checkpoint"] == str(files["ckpt"])
+        # The figure: 512 px, one display pixel per 8x8 block; compare block by block away
+        # from the mask outline.
+        figure = np.asarray(Image.open(png).convert("RGB")).astype(int)
+        x0, y0 = 0, (figure.shape[0] - 512) // 2
+        shown = figure[y0 + 4 : y0 + 512 : 8, x0 + 4 : x0 + 512 : 8]
+        expected = overlay(display, ref, cmap=s.colormap, opacity=s.opacity).astype(int)
         m = read_mask(files[f"mask{i}"])
         mask = align_mask(m, m.shape, open_model(files["ckpt"]).checkpoint.preprocess)
+        edge = mask & ~(
+            np.roll(mask, 1, 0) & np.roll(mask, -1, 0) & np.roll(mask, 1, 1) & np.roll(mask, -1, 1)
+        )
+        assert np.abs(shown - expected)[~edge].max() <= 1
+        assert meta["mask"]["source"] == "file" and meta["mask"]["path"] == str(files[f"mask{i}"])
+        assert meta["settings"]["discard_ratio"] == pytest.approx(0.60)
+        assert meta["image"] == str(image) and meta["checkpoint"] == str(files["ckpt"])
         assert meta["smm"] == pytest.approx(smm(ref, mask, s.smm_threshold), abs=1e-6)
     # Never overwrite silently: a second run refuses and leaves the files as they were.
     first = (out / "img0_rollout_max_d0.60.png").read_bytes()
@@ -186,7 +205,5 @@ def test_batch_export_cancel_stops_between_images(qtbot, files, tmp_path):
         job.start()
     result = sig.args[0]
     assert result.status == "cancelled"
-    assert result.written == [items[0].png, items[0].npy]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [items[0].png.name, items[0].npy.name]
-    )
+    assert result.written == items[0].files
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in items[0].files)

@@ -76,4 +76,7 @@ class MapSettings:
     def used_dict(self) -> dict[str, Any]:
         """The method and only the settings it reads: what metadata and captions record."""
         d = self.to_dict()
-        return {"method": self.method, **{k: d[k] for k in sorted(self.info.uses)}}
+        used = set(self.info.uses)
+        if "head" in used and self.head is not None:
+            used.discard("fusion")  # one head shown: the heads are not fused
+        return {"method": self.method, **{k: d[k] for k in sorted(used)}}
