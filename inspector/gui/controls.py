@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.core.colorscale import SCALING_LABELS, SCALINGS
 from inspector.core.pipeline import ExplainSettings
 from inspector.core.postprocess import COLORMAPS
 from inspector.core.saliency import AGGREGATIONS, FUSIONS, METHODS, TARGETS, MapSettings, registry
@@ -74,6 +75,7 @@ class ViewSettings:
         opacity: overlay opacity in [0, 1].
         show_overlay: draw the overlay at all.
         smm_threshold: SMM's saliency threshold in [0, 1] (0.3 in the paper).
+        scaling: the colour bars' rule, one of :data:`inspector.core.colorscale.SCALINGS`.
     """
 
     map: MapSettings = field(default_factory=MapSettings)
@@ -82,6 +84,7 @@ class ViewSettings:
     opacity: float = 0.5
     show_overlay: bool = True
     smm_threshold: float = 0.3
+    scaling: str = "per-map"
 
     def replace(self, **changes: Any) -> ViewSettings:
         return dataclasses.replace(self, **changes)
@@ -201,6 +204,14 @@ class ControlsPanel(QWidget):
         self.colormap = QComboBox()
         self.colormap.addItems(list(COLORMAPS))
         self.colormap.setToolTip("Colormap of the overlay")
+        self.scaling = QComboBox()
+        for name in SCALINGS:
+            self.scaling.addItem(SCALING_LABELS[name], name)
+        self.scaling.setToolTip(
+            "Which maps share one colour range: each map its own min–max, the head/layer "
+            "grid's cells one range (heads comparable), or the compare view's tiles one range "
+            "(models comparable). The colour bars show the values."
+        )
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setToolTip("Overlay opacity")
@@ -233,6 +244,7 @@ class ControlsPanel(QWidget):
         dform = QFormLayout(display_box)
         dform.addRow("Smoothing", self.smoothing)
         dform.addRow("Colormap", self.colormap)
+        dform.addRow("Scale", self.scaling)
         dform.addRow("Opacity", row(self.opacity, self.opacity_label))
         dform.addRow(self.show_overlay)
         dform.addRow("SMM threshold", self.smm_threshold)
@@ -253,6 +265,7 @@ class ControlsPanel(QWidget):
             self.target,
             self.smoothing,
             self.colormap,
+            self.scaling,
         ):
             w.currentIndexChanged.connect(self._emit)
         for w in (self.discard, self.opacity, self.layer, self.head, self.start_layer):
@@ -285,6 +298,7 @@ class ControlsPanel(QWidget):
             opacity=self.opacity.value() / 100.0,
             show_overlay=self.show_overlay.isChecked(),
             smm_threshold=round(self.smm_threshold.value(), 4),
+            scaling=self.scaling.currentData(),
         )
 
     def apply(self, s: ViewSettings) -> None:
@@ -312,6 +326,7 @@ class ControlsPanel(QWidget):
             self.opacity.setValue(round(s.opacity * 100))
             self.show_overlay.setChecked(s.show_overlay)
             self.smm_threshold.setValue(s.smm_threshold)
+            self.scaling.setCurrentIndex(max(0, self.scaling.findData(s.scaling)))
         finally:
             self._blocking = False
         self._emit()

@@ -474,7 +474,8 @@ class MainWindow(QMainWindow):
                 self.explorer.clear()
                 self._explorer_key = None
             return
-        m = self.controls.settings().map
+        vs = self.controls.settings()
+        m = vs.map
         key = (
             id(self.capture),
             m.query,
@@ -482,6 +483,8 @@ class MainWindow(QMainWindow):
             m.discard_ratio,
             m.legacy_normalisation,
             m.residual,
+            vs.colormap,
+            vs.scaling,
         )
         if key != self._explorer_key:
             try:
@@ -496,7 +499,7 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001
                 self.show_error(f"Cannot draw the explorer: {user_message(exc)}")
                 return
-            self.explorer.set_data(data, colormap=self.controls.settings().colormap)
+            self.explorer.set_data(data, colormap=vs.colormap, scaling=vs.scaling)
             self._explorer_key = key
         self.explorer.set_selection(
             m.layer % self.capture.num_layers if m.method == "attention" else None,
