@@ -3,12 +3,12 @@
 Rows are layers (first block at the top); columns are the heads, then the heads fused, then the
 rollout of the layers up to that row (:func:`inspector.core.explain.explorer_maps` computes them).
 Cells are coloured by the user's scaling rule (:func:`inspector.core.colorscale.grid_scales`:
-each cell its own min..max, or shared ranges) and the colour bars under the grid give the
-values: one bar for the head and fused columns and one for rollout when ranges are shared; the
-hovered (else selected) cell's own range otherwise. The whole grid is drawn as **one** mosaic image (one ``ImageItem``, colour-mapped with
-:func:`inspector.core.postprocess.colorize`), so a 12 x 12 ViT-B grid is a single texture upload
-instead of 168 items. Hover shows the head's entropy and the value under the cursor; a click
-selects that layer / head in the main view.
+each cell its own min..max, or shared ranges); the colour bars under the grid give the values:
+one bar for the head and fused columns and one for rollout when ranges are shared, the hovered
+(else selected) cell's own range otherwise. The whole grid is drawn as **one** mosaic image
+(one ``ImageItem``, colour-mapped with :func:`inspector.core.postprocess.colorize`), so a
+12 x 12 ViT-B grid is a single texture upload instead of 168 items. Hover shows the head's
+entropy and the value under the cursor; a click selects that layer / head in the main view.
 """
 
 from __future__ import annotations

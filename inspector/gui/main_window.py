@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QProgressDialog,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QToolBar,
     QWidget,
 )
@@ -151,7 +152,14 @@ class MainWindow(QMainWindow):
         centre.setCollapsible(0, False)
         # The image is the point of the window: docks (or an old saved layout) never squeeze it.
         self.image_view.setMinimumSize(260, 320)  # + the colour bar: ~320 px wide
-        self.setCentralWidget(centre)
+        # The compare view is a central tab beside the image: it needs the room (issue 11).
+        self.central_tabs = QTabWidget()
+        self.central_tabs.setDocumentMode(True)
+        self.central_tabs.addTab(centre, "Image")
+        self.central_tabs.currentChanged.connect(
+            lambda _i: hasattr(self, "_explorer_timer") and self._schedule_explorer()
+        )
+        self.setCentralWidget(self.central_tabs)
 
         self.controls = ControlsPanel()
         self.controls.changed.connect(self.schedule_refresh)
@@ -1074,7 +1082,7 @@ class MainWindow(QMainWindow):
                 "Training",
                 self.explorer_dock,
             ),
-            ("compare", "inspector.gui.compare_view", "CompareView", "Compare", self.explorer_dock),
+            ("compare", "inspector.gui.compare_view", "CompareView", "Compare", None),
         )
         self.panels: dict[str, QWidget] = {}
         for key, module, cls_name, title, beside in specs:
@@ -1082,6 +1090,11 @@ class MainWindow(QMainWindow):
                 cls = getattr(importlib.import_module(module), cls_name)
                 widget = cls()
             except Exception:  # noqa: BLE001 - missing or unfinished panel: leave it out
+                continue
+            if beside is None:  # the compare view: a central tab, not a dock
+                self.central_tabs.addTab(widget, title)
+                self.panels[key] = widget
+                self._connect_panel(key, widget)
                 continue
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
@@ -1111,18 +1124,14 @@ class MainWindow(QMainWindow):
                 widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
         if key == "training" and hasattr(widget, "finished"):
             widget.finished.connect(self._on_training_finished)
-        if key in ("training", "compare"):
+        if key == "training":
             dock = self.extra_docks[key]
             dock.visibilityChanged.connect(lambda v, d=dock: v and self._widen_dock(d))
         if key == "training" and hasattr(widget, "study_finished"):
             widget.study_finished.connect(self._on_study_finished)
-        if key == "compare":
-            if hasattr(widget, "checkpointsDropped"):
-                widget.forward_drops = True
-                widget.checkpointsDropped.connect(self.compare_checkpoints)
-            self.extra_docks["compare"].visibilityChanged.connect(
-                lambda v: v and self._schedule_explorer()
-            )
+        if key == "compare" and hasattr(widget, "checkpointsDropped"):
+            widget.forward_drops = True
+            widget.checkpointsDropped.connect(self.compare_checkpoints)
 
     def _widen_dock(self, dock: QDockWidget) -> None:
         """Give a wide panel (training curves, study table, models side by side) at least 60%
@@ -1159,11 +1168,7 @@ class MainWindow(QMainWindow):
             return
         for p in paths:
             panel.add_model(str(p))
-        dock = self.extra_docks["compare"]
-        dock.show()
-        dock.raise_()
-        if len(panel.models()) > 1:
-            self._widen_dock(dock)
+        self.central_tabs.setCurrentWidget(panel)
         self._compare_key = None
         self.sync_compare()
 
@@ -1171,8 +1176,7 @@ class MainWindow(QMainWindow):
         """Hand the compare view the current image, settings and mask (only what changed, and
         only while it is visible and has models: it captures each image once per model)."""
         panel = self.panels.get("compare")
-        dock = self.extra_docks.get("compare")
-        if panel is None or dock is None or not panel.models() or not dock.isVisible():
+        if panel is None or not panel.models() or self.central_tabs.currentWidget() is not panel:
             return
         key = getattr(self, "_compare_key", None) or {}
         s = self.controls.settings()
@@ -1187,6 +1191,8 @@ class MainWindow(QMainWindow):
             panel.set_colormap(s.colormap)
         if key.get("opacity") != s.opacity:
             panel.set_opacity(s.opacity)
+        if key.get("scaling") != s.scaling:
+            panel.set_scaling(s.scaling)
         if key.get("mask") is not self.mask:
             panel.set_mask(self.mask)
         self._compare_key = {
@@ -1195,14 +1201,17 @@ class MainWindow(QMainWindow):
             "threshold": s.smm_threshold,
             "cmap": s.colormap,
             "opacity": s.opacity,
+            "scaling": s.scaling,
             "mask": self.mask,
         }
 
     def _compare_dialog(self) -> None:
+        from .compare_view import dialog_folder
+
         paths, _ = QFileDialog.getOpenFileNames(
             self,
             "Compare checkpoints",
-            self._last_folder(),
+            dialog_folder(self.loaded.path if self.loaded is not None else None),
             "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)",
         )
         if paths:
