@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.core.colorscale import SCALING_LABELS, SCALINGS
+from inspector.core.colorscale import SCALINGS
 from inspector.core.pipeline import ExplainSettings
 from inspector.core.postprocess import COLORMAPS
 from inspector.core.saliency import AGGREGATIONS, FUSIONS, METHODS, TARGETS, MapSettings, registry
@@ -42,7 +42,13 @@ SMOOTHINGS: tuple[str, ...] = ("none", "paper")
 # metadata); these views of it are what menus and combo boxes need.
 METHOD_LABELS = {m.name: m.label for m in registry.methods()}
 METHOD_TIPS = {m.name: m.description for m in registry.methods()}
-SMOOTHING_LABELS = {"none": "None (bilinear)", "paper": "Median + Gaussian (seed 003)"}
+SMOOTHING_LABELS = {"none": "None (bilinear)", "paper": "Paper (seed 003)"}
+SMOOTHING_TIPS = {
+    "none": "Bilinear upsampling of the patch grid",
+    "paper": "Seed 003's median + Gaussian smoothing after upsampling",
+}
+# Short: the panel's width is the image's loss (the tooltip and the bars' notes say more).
+SCALING_LABELS = {"per-map": "Per map", "grid": "Shared: grid", "compare": "Shared: compare"}
 TARGET_LABELS = {
     "logit": "logit",
     "probability": "probability (vit-explain)",
@@ -200,6 +206,9 @@ class ControlsPanel(QWidget):
         self.smoothing = QComboBox()
         for s in SMOOTHINGS:
             self.smoothing.addItem(SMOOTHING_LABELS[s], s)
+            self.smoothing.setItemData(
+                self.smoothing.count() - 1, SMOOTHING_TIPS[s], Qt.ItemDataRole.ToolTipRole
+            )
         self.smoothing.setToolTip("Post-processing from the patch grid to image pixels")
         self.colormap = QComboBox()
         self.colormap.addItems(list(COLORMAPS))
@@ -216,7 +225,7 @@ class ControlsPanel(QWidget):
         self.opacity.setRange(0, 100)
         self.opacity.setToolTip("Overlay opacity")
         self.opacity_label = _fixed_label("100%")
-        self.show_overlay = QCheckBox("Show overlay")
+        self.show_overlay = QCheckBox("Show")
         self.show_overlay.setToolTip("Show or hide the saliency overlay (O)")
         self.smm_threshold = QDoubleSpinBox()
         self.smm_threshold.setRange(0.0, 1.0)
@@ -245,8 +254,8 @@ class ControlsPanel(QWidget):
         dform.addRow("Smoothing", self.smoothing)
         dform.addRow("Colormap", self.colormap)
         dform.addRow("Scale", self.scaling)
-        dform.addRow("Opacity", row(self.opacity, self.opacity_label))
-        dform.addRow(self.show_overlay)
+        # Opacity and its on/off switch share a line: the panel must fit 720 px screens.
+        dform.addRow("Overlay", row(self.show_overlay, self.opacity, self.opacity_label))
         dform.addRow("SMM threshold", self.smm_threshold)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)

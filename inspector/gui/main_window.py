@@ -56,6 +56,7 @@ from inspector.core.saliency import registry
 from .attention_grid import AttentionGrid
 from .batch_export import BatchExport, existing_targets, plan_batch
 from .controls import ControlsPanel, ViewSettings
+from .dock_widths import DockWidths
 from .drops import classify_paths
 from .export_dialog import ExportError, export_overlay, suggested_name
 from .load_dialog import LoadOptionsDialog
@@ -68,7 +69,9 @@ __all__ = ["MainWindow", "RenderResult"]
 
 MAX_RECENT = 10
 EXPLORER_DEBOUNCE_MS = 60
-LAYOUT_VERSION = 2  # bump when the docks change, so an old saved layout is ignored
+EXPLORER_WIDTH = 300  # px: the head/layer grid's default dock width
+CONTROLS_WIDTH = 320  # px: the method / predictions / masks column
+LAYOUT_VERSION = 3  # bump when the docks change, so an old saved layout is ignored
 
 
 @dataclass
@@ -178,6 +181,9 @@ class MainWindow(QMainWindow):
             "Heads × layers", self.explorer, Qt.DockWidgetArea.LeftDockWidgetArea
         )
         self.explorer_dock.visibilityChanged.connect(lambda _v: self._schedule_explorer())
+        # Tabs of the left area each keep their own width (the image keeps the middle).
+        self.dock_widths = DockWidths(self)
+        self.dock_widths.track(self.explorer_dock, lambda: EXPLORER_WIDTH)
         # Panels written alongside this window (masks, training, compare) plug in here.
         self.extra_docks: dict[str, QDockWidget] = {}
         self._install_optional_panels()
@@ -1125,21 +1131,13 @@ class MainWindow(QMainWindow):
         if key == "training" and hasattr(widget, "finished"):
             widget.finished.connect(self._on_training_finished)
         if key == "training":
-            dock = self.extra_docks[key]
-            dock.visibilityChanged.connect(lambda v, d=dock: v and self._widen_dock(d))
+            # Curves and the study table need room: 60% of the window the first time.
+            self.dock_widths.track(self.extra_docks[key], lambda: int(self.width() * 0.6))
         if key == "training" and hasattr(widget, "study_finished"):
             widget.study_finished.connect(self._on_study_finished)
         if key == "compare" and hasattr(widget, "checkpointsDropped"):
             widget.forward_drops = True
             widget.checkpointsDropped.connect(self.compare_checkpoints)
-
-    def _widen_dock(self, dock: QDockWidget) -> None:
-        """Give a wide panel (training curves, study table, models side by side) at least 60%
-        of the window when it is shown docked and narrower than that; the image view keeps
-        its minimum width, and the user can still drag the dock narrower."""
-        if dock.isFloating() or dock.width() >= int(self.width() * 0.45):
-            return
-        self.resizeDocks([dock], [int(self.width() * 0.6)], Qt.Orientation.Horizontal)
 
     def _on_training_finished(self, path: str) -> None:
         self.statusBar().showMessage(f"Training finished: opening {Path(path).name}", 6000)
@@ -1618,7 +1616,9 @@ class MainWindow(QMainWindow):
     def _default_dock_sizes(self) -> None:
         """Default proportions: the image gets the middle; explorer and controls the sides."""
         self.resizeDocks(
-            [self.explorer_dock, self.controls_dock], [330, 340], Qt.Orientation.Horizontal
+            [self.explorer_dock, self.controls_dock],
+            [EXPLORER_WIDTH, CONTROLS_WIDTH],
+            Qt.Orientation.Horizontal,
         )
         self.resizeDocks(
             [self.controls_dock, self.predictions_dock], [440, 250], Qt.Orientation.Vertical
