@@ -47,7 +47,13 @@ from inspector.core.explain import (
     load_image,
     open_model,
 )
-from inspector.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
+from inspector.core.imageio import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    natural_key,
+    read_image,
+    read_mask,
+)
 from inspector.core.load_options import LoadOptions, needs_heads
 from inspector.core.metrics import smm
 from inspector.core.pipeline import align_mask, explain_one
@@ -301,9 +307,12 @@ class MainWindow(QMainWindow):
         """Show the folder's images as a strip of thumbnails and open the first one."""
         folder = Path(folder)
         images = sorted(
-            p
-            for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _looks_like_mask(p)
+            (
+                p
+                for p in folder.iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _looks_like_mask(p)
+            ),
+            key=natural_key,  # val_23 before val_1054
         )
         if not images:
             self.show_error(f"No images in {folder}")
@@ -468,6 +477,8 @@ class MainWindow(QMainWindow):
         if panel is not None and result.full is not None:
             panel.set_saliency(result.full)
             panel.set_threshold(result.settings.smm_threshold)
+        if getattr(self, "_hover_xy", None) is not None:
+            self._on_hover(*self._hover_xy)  # the value under the cursor changed with the map
         self.overlayUpdated.emit()
 
     def _show_smm(self, score: float | None) -> None:
@@ -846,7 +857,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened {loaded.name}", 4000)
         if loaded.path is not None:
             self._remember(loaded.path)
-        self.setWindowTitle(f"ViT Inspector — {loaded.name}")
+        from .compare_view import cell_title  # runs/<run>/best.pt -> "<run>/best.pt"
+
+        title = cell_title(loaded.path) if loaded.path is not None else loaded.name
+        self.setWindowTitle(f"ViT Inspector — {title}")
         if self._requested_image is not None or self.image_path is not None:
             self._start_capture()
         self._update_empty_state()
@@ -964,6 +978,8 @@ class MainWindow(QMainWindow):
     # Interaction
     # =========================================================================================
     def _on_hover(self, x: int, y: int) -> None:
+        # Remembered so that the readout follows a control change under a resting cursor.
+        self._hover_xy = (x, y) if x >= 0 else None
         if x < 0:
             return
         base = self.last_render.rgb if self.last_render else None
