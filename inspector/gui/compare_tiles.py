@@ -10,7 +10,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainterPath, QPen
-from PySide6.QtWidgets import QFrame, QGraphicsPathItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsPathItem,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .color_bar import ColorBar
 from .image_view import mask_outline_path
@@ -60,6 +67,8 @@ class Tile(QFrame):
         self.path = path
         self.result = None  # compare_view.CellResult once shown
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        # As tall as its content: a grid row never stretches a tile (empty space under text).
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Maximum)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
         lay.setSpacing(2)

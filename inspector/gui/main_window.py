@@ -179,7 +179,17 @@ class MainWindow(QMainWindow):
         self.explorer.hoverText.connect(lambda t: self.statusBar().showMessage(t, 4000))
 
         right = Qt.DockWidgetArea.RightDockWidgetArea
-        self.controls_dock = self._dock("Method", self.controls, right)
+        # Scrolled when the screen is short (720 px): the panel never sets the window's height.
+        controls_scroll = QScrollArea()
+        controls_scroll.setWidgetResizable(True)
+        controls_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        controls_scroll.setWidget(self.controls)
+        bar = controls_scroll.style().pixelMetric(
+            controls_scroll.style().PixelMetric.PM_ScrollBarExtent
+        )
+        controls_scroll.setMinimumWidth(self.controls.minimumSizeHint().width() + bar)
+        self.controls_dock = self._dock("Method", controls_scroll, right)
         self.predictions_dock = self._dock(
             "Predictions", self.predictions, Qt.DockWidgetArea.RightDockWidgetArea
         )
@@ -1146,6 +1156,11 @@ class MainWindow(QMainWindow):
                 widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
         if key == "training" and hasattr(widget, "finished"):
             widget.finished.connect(self._on_training_finished)
+        if key == "masks":
+            v = Qt.Orientation.Vertical  # under the method panel: its own height when raised
+            masks, method = self.extra_docks[key], self.controls_dock
+            self.dock_widths.track(masks, lambda: int(self.height() * 0.6), v, method)
+            self.dock_widths.track(self.predictions_dock, lambda: 110, v, method)
         if key == "training":
             # Curves and the study table need room: 60% of the window the first time.
             self.dock_widths.track(self.extra_docks[key], lambda: int(self.width() * 0.6))
@@ -1637,7 +1652,9 @@ class MainWindow(QMainWindow):
             Qt.Orientation.Horizontal,
         )
         self.resizeDocks(
-            [self.controls_dock, self.predictions_dock], [440, 250], Qt.Orientation.Vertical
+            [self.controls_dock, self.predictions_dock],
+            [self.controls.sizeHint().height(), 110],  # predictions: the top rows
+            Qt.Orientation.Vertical,
         )
 
     def _update_empty_state(self) -> None:

@@ -70,6 +70,9 @@ def test_masks_panel_fits_without_clipping(qtbot, window, size):
     panel = window.panels["masks"]
     scroll = dock.widget()
     qtbot.waitUntil(lambda: panel.isVisible() and panel.width() > 0, timeout=5000)
+    # Raised, the masks tab gets room of its own under the method panel (not the few rows the
+    # predictions need), and the predictions get their height back when raised again.
+    qtbot.waitUntil(lambda: dock.height() >= 0.45 * window.height(), timeout=5000)
     QApplication.processEvents()
     assert not scroll.horizontalScrollBar().isVisible()
     assert panel.width() <= scroll.viewport().width()
@@ -81,6 +84,8 @@ def test_masks_panel_fits_without_clipping(qtbot, window, size):
     # SMM is explained in text on the panel, not only in a tooltip.
     help_label = panel.metrics_view.smm_help
     assert help_label.isVisible() and "IoU" in help_label.text() and "mask" in help_label.text()
+    window.predictions_dock.raise_()
+    qtbot.waitUntil(lambda: window.predictions_dock.height() <= 0.3 * window.height(), timeout=5000)
 
 
 def _wheel(widget: QWidget, steps: int = 1) -> None:
