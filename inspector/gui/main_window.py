@@ -1159,8 +1159,16 @@ class MainWindow(QMainWindow):
         if key == "masks":
             v = Qt.Orientation.Vertical  # under the method panel: its own height when raised
             masks, method = self.extra_docks[key], self.controls_dock
-            self.dock_widths.track(masks, lambda: int(self.height() * 0.6), v, method)
-            self.dock_widths.track(self.predictions_dock, lambda: 110, v, method)
+            # Never narrower than the panel and a vertical scroll bar: no horizontal scrolling.
+            bar = masks.style().pixelMetric(masks.style().PixelMetric.PM_ScrollBarExtent)
+            masks.widget().setMinimumWidth(widget.minimumSizeHint().width() + bar + 2)
+
+            # All of the panel when the screen allows; the method panel keeps a strip.
+            def masks_height(w=widget) -> int:
+                return min(w.sizeHint().height() + 40, self.height() - 220)
+
+            self.dock_widths.track(masks, masks_height, v, method)
+            self.dock_widths.track(self.predictions_dock, self._predictions_height, v, method)
         if key == "training":
             # Curves and the study table need room: 60% of the window the first time.
             self.dock_widths.track(self.extra_docks[key], lambda: int(self.width() * 0.6))
@@ -1644,6 +1652,10 @@ class MainWindow(QMainWindow):
             # Dock sizes only stick once the window has its real size: after the first show.
             QTimer.singleShot(0, self._default_dock_sizes)
 
+    def _predictions_height(self) -> int:
+        """The predictions' rows: what the method panel leaves (at least ~3 rows at 720)."""
+        return max(110, self.height() - self.controls.sizeHint().height() - 160)
+
     def _default_dock_sizes(self) -> None:
         """Default proportions: the image gets the middle; explorer and controls the sides."""
         self.resizeDocks(
@@ -1653,7 +1665,7 @@ class MainWindow(QMainWindow):
         )
         self.resizeDocks(
             [self.controls_dock, self.predictions_dock],
-            [self.controls.sizeHint().height(), 110],  # predictions: the top rows
+            [self.controls.sizeHint().height(), self._predictions_height()],
             Qt.Orientation.Vertical,
         )
 
