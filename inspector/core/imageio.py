@@ -20,13 +20,31 @@ Conversions done by :func:`read_image`:
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "read_image", "read_mask", "is_image_file"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageReadError",
+    "read_image",
+    "read_mask",
+    "is_image_file",
+    "natural_key",
+]
+
+
+def natural_key(name: str | os.PathLike) -> tuple:
+    """Sort key that orders numbers by value: ``val_23`` before ``val_1054`` (a plain string
+    sort puts ``val_1054`` first). Case-insensitive for the text between numbers."""
+    text = os.path.basename(os.fspath(name))
+    return tuple(
+        (0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", text)
+    )
+
 
 #: File suffixes (lower case) that the readers accept.
 IMAGE_SUFFIXES: tuple[str, ...] = (

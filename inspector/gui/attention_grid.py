@@ -2,10 +2,13 @@
 
 Rows are layers (first block at the top); columns are the heads, then the heads fused, then the
 rollout of the layers up to that row (:func:`inspector.core.explain.explorer_maps` computes them).
-The whole grid is drawn as **one** mosaic image (one ``ImageItem``, colour-mapped with
-:func:`inspector.core.postprocess.colorize`), so a 12 x 12 ViT-B grid is a single texture upload
-instead of 168 items. Hover shows the head's entropy and the value under the cursor; a click
-selects that layer / head in the main view.
+Cells are coloured by the user's scaling rule (:func:`inspector.core.colorscale.grid_scales`:
+each cell its own min..max, or shared ranges); the colour bars under the grid give the values:
+one bar for the head and fused columns and one for rollout when ranges are shared, the hovered
+(else selected) cell's own range otherwise. The whole grid is drawn as **one** mosaic image
+(one ``ImageItem``, colour-mapped with :func:`inspector.core.postprocess.colorize`), so a
+12 x 12 ViT-B grid is a single texture upload instead of 168 items. Hover shows the head's
+entropy and the value under the cursor; a click selects that layer / head in the main view.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from inspector.core import export as core_export
+from inspector.core.colorscale import GridScales, grid_scales
 from inspector.core.explain import ExplorerMaps
 from inspector.core.figure import grid_figure
 from inspector.core.postprocess import colorize
+
+from .color_bar import ColorBar
 
 __all__ = ["AttentionGrid", "GridLayout"]
 
@@ -104,9 +110,19 @@ class AttentionGrid(QWidget):
         self.info = QLabel("Heads × layers: open a checkpoint and an image.")
         self.info.setWordWrap(True)
         self.info.setStyleSheet("color: gray;")
+        # Colour bars with the cells' real values (attention probabilities, rollout weights).
+        self.bar = ColorBar(Qt.Orientation.Horizontal)
+        self.rollout_bar = ColorBar(Qt.Orientation.Horizontal)
+        bars = QHBoxLayout()
+        bars.setContentsMargins(0, 0, 0, 0)
+        bars.addWidget(self.bar, 2)
+        bars.addWidget(self.rollout_bar, 1)
+        self.bar.setVisible(False)
+        self.rollout_bar.setVisible(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.plot_widget, 1)
+        lay.addLayout(bars)
         lay.addWidget(self.info)
         self.setToolTip(
             "Rows: layers. Columns: heads, the heads fused, and the rollout up to "
@@ -116,22 +132,30 @@ class AttentionGrid(QWidget):
         self.data: ExplorerMaps | None = None
         self.layout_: GridLayout | None = None
         self.mosaic: np.ndarray | None = None
+        self.scales: GridScales | None = None
+        self.colormap = "viridis"
+        self._selected: tuple[int, int] | None = None  # (layer, column) framed
+        self._hovered: tuple[int, int] | None = None
         self.last_render_ms = 0.0
         self.plot_widget.scene().sigMouseMoved.connect(self._on_moved)
         self.plot_widget.scene().sigMouseClicked.connect(self._on_clicked)
         self._show_axes(False)
 
     # -- content ---------------------------------------------------------------------------
-    def set_data(self, data: ExplorerMaps, colormap: str = "viridis") -> None:
-        """Draw every cell of ``data`` as one mosaic image."""
+    def set_data(
+        self, data: ExplorerMaps, colormap: str = "viridis", scaling: str = "per-map"
+    ) -> None:
+        """Draw every cell of ``data`` as one mosaic image, coloured by the ``scaling`` rule
+        (one of :data:`inspector.core.colorscale.SCALINGS`)."""
         t0 = time.perf_counter()
         L, C, rows, cols = data.maps.shape
         layout = GridLayout(L, C - 2, rows, cols)
+        scales = grid_scales(data.raw, C - 2, scaling)  # unit: (L, C, rows, cols) in [0, 1]
         values = np.full((layout.height, layout.width), np.nan, dtype=np.float32)
         for j, x0 in enumerate(layout.x0):
             # (L, rows, cols) -> the column of cells, one block per layer
             for i, y0 in enumerate(layout.y0):
-                values[y0 : y0 + rows, x0 : x0 + cols] = data.maps[i, j]
+                values[y0 : y0 + rows, x0 : x0 + cols] = scales.unit[i, j]
         rgba = colorize(values, colormap)
         rgba[np.isnan(values)] = (*BACKGROUND, 255)
         new_shape = self.layout_ is None or (self.layout_.height, self.layout_.width) != (
@@ -139,6 +163,12 @@ class AttentionGrid(QWidget):
             layout.width,
         )
         self.data, self.layout_, self.mosaic = data, layout, rgba
+        self.scales, self.colormap = scales, colormap
+        if self._hovered is not None and not (
+            self._hovered[0] < L and self._hovered[1] < layout.columns
+        ):
+            self._hovered = None
+        self._update_bars()
         self.image_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         self._show_axes(True)
         if new_shape:
@@ -154,7 +184,37 @@ class AttentionGrid(QWidget):
         for name in ("left", "top"):
             self.plot.showAxis(name, show)
 
+    def _update_bars(self) -> None:
+        """The bars' values: the shared ranges, or the own range of the hovered (else the
+        selected, else the last layer's fused) cell."""
+        sc, lay = self.scales, self.layout_
+        if sc is None or lay is None:
+            self.bar.setVisible(False)
+            self.rollout_bar.setVisible(False)
+            return
+        if sc.shared:
+            self.bar.set_scale(sc.cell(0, 0), self.colormap, "heads and fused: one range")
+            self.rollout_bar.set_scale(sc.cell(0, lay.columns - 1), self.colormap, "rollout")
+            self.rollout_bar.setVisible(True)
+        else:
+            layer, j = self._hovered or self._selected or (lay.layers - 1, lay.heads)
+            name = {"head": f"h{j}", "fused": "fused", "rollout": "rollout"}[lay.column_kind(j)]
+            note = f"L{layer} {name}; each cell its own range"
+            self.bar.set_scale(sc.cell(layer, j), self.colormap, note)
+            self.rollout_bar.setVisible(False)
+        self.bar.setVisible(True)
+
+    def bar_cell(self) -> tuple[int, int] | None:
+        """The (layer, column) whose own range the bar shows under ``per-map`` (None when
+        ranges are shared or the grid is empty)."""
+        if self.scales is None or self.scales.shared or self.layout_ is None:
+            return None
+        return self._hovered or self._selected or (self.layout_.layers - 1, self.layout_.heads)
+
     def clear(self) -> None:
+        self.scales = None
+        self._hovered = self._selected = None
+        self._update_bars()
         self.data = self.layout_ = self.mosaic = None
         self.image_item.clear()
         self._show_axes(False)
@@ -168,13 +228,19 @@ class AttentionGrid(QWidget):
         """Frame the cell of ``layer`` / ``head`` (``head`` None = the fused column)."""
         if self.layout_ is None or layer is None or not 0 <= layer < self.layout_.layers:
             self.selection.setVisible(False)
+            self._selected = None
+            self._update_bars()
             return
         j = self.layout_.heads if head is None else head
         if not 0 <= j < self.layout_.columns:
             self.selection.setVisible(False)
+            self._selected = None
+            self._update_bars()
             return
         self.selection.setRect(self.layout_.cell_rect(layer, j).adjusted(-0.5, -0.5, 0.5, 0.5))
         self.selection.setVisible(True)
+        self._selected = (layer, j)
+        self._update_bars()
 
     def cell_center_scene(self, layer: int, column: int) -> QPointF:
         """Scene position of a cell's centre (for tests and keyboard navigation)."""
@@ -253,6 +319,9 @@ class AttentionGrid(QWidget):
         if hit is None:
             return
         text = self.describe(*hit)
+        if self._hovered != hit[:2]:
+            self._hovered = hit[:2]
+            self._update_bars()
         self.info.setText(text)
         self.hoverText.emit(text)
 

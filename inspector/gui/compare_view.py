@@ -7,13 +7,20 @@ Public API (for the main window):
     * ``set_image(image (H, W, 3) uint8 | None)`` - each model prepares it with its own
       preprocessing (resize / crop) and captures it once.
     * ``set_settings(settings: MapSettings, smoothing="none")``, ``set_threshold(t)``,
-      ``set_mask(mask (S, S) bool | None)``, ``set_colormap(name)``, ``set_opacity(o)`` - maps,
-      overlays and SMM are recomputed from the cached captures (no model is run again).
+      ``set_mask(mask (S, S) bool | None)``, ``set_colormap(name)``, ``set_opacity(o)``,
+      ``set_scaling(rule)`` - maps, overlays and SMM are recomputed from the cached captures
+      (no model is run again). Under the ``compare`` rule every tile is coloured by one shared
+      range (:func:`inspector.core.colorscale.tile_scales`) and one colour bar stands beside
+      the tiles; otherwise each tile has its own range and its own bar.
     * ``updated()`` signal after new results are shown; ``busy_changed(bool)``.
     * ``results() -> list[CellResult]`` - what each cell shows (prediction, SMM, map, overlay).
     * ``export_png(path, overwrite=False) -> Path`` - the composed view (``grab()``), written
       atomically; an existing file is refused unless ``overwrite=True``.
     * ``wait_idle(timeout_ms) -> bool`` - wait for the worker (tests, window close).
+
+Tiles are square (:func:`inspector.gui.compare_tiles.tile_layout` picks the columns that give
+the largest squares; many models scroll), captions wrap instead of clipping, and the header
+names the method, its settings and the target class.
 
 Loading, capturing and map computation run on a worker thread (one job at a time; requests that
 arrive meanwhile are coalesced into one follow-up job, so the newest settings always win).
@@ -29,24 +36,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QFrame,
-    QGraphicsPathItem,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
-    QSizePolicy,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-from .image_view import mask_outline_path
+from inspector.paths import DEFAULT_CHECKPOINT
+
+from .color_bar import ColorBar
+from .compare_tiles import MAX_COLUMNS, Tile, tile_layout
 from .workers import BackgroundRunner
 
-MAX_COLUMNS = 6  # cells per row at most; fewer when the view is narrow
-CELL_WIDTH = 200  # px a cell needs (image and its prediction line)
+__all__ = ["MAX_COLUMNS", "CellResult", "CompareView", "cell_title", "dialog_folder"]
 # File names that say nothing about the model (training outputs, Hugging Face folders): the
 # cell title then names the folders instead.
 _GENERIC_STEMS = {"last", "best", "model", "pytorch_model", "checkpoint"}
@@ -64,6 +71,15 @@ def cell_title(path: str | os.PathLike) -> str:
     return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
+def dialog_folder(current_checkpoint: str | os.PathLike | None) -> str:
+    """Where "Compare checkpoints…" opens: the open checkpoint's folder, else the project's
+    ``checkpoints/`` (never an image folder: that is where no checkpoints are)."""
+    if current_checkpoint is not None and Path(current_checkpoint).parent.is_dir():
+        return str(Path(current_checkpoint).parent)
+    folder = DEFAULT_CHECKPOINT.parent
+    return str(folder if folder.is_dir() else Path.cwd())
+
+
 @dataclass
 class CellResult:
     """What one cell shows (computed on the worker; plain numpy and Python values).
@@ -77,6 +93,8 @@ class CellResult:
         map01: ``(S, S)`` map at the model's input resolution in [0, 1].
         overlay: ``(S, S, 3)`` uint8 colour-mapped map over the model's display image.
         smm: SMM against the mask at the threshold; None when undefined or no mask.
+        scale: the values the tile's colours stand for (its own range, or the shared one).
+        target_class, target_name: the class the map explains (gradient methods).
     """
 
     path: str
@@ -90,6 +108,9 @@ class CellResult:
     overlay: np.ndarray | None = None
     smm: float | None = None
     has_mask: bool = False
+    scale: Any = None  # inspector.core.colorscale.Scale
+    target_class: int = -1
+    target_name: str = ""
 
 
 @dataclass(eq=False)
@@ -117,17 +138,24 @@ class _Request:
     threshold: float
     cmap: str
     opacity: float
+    scaling: str = "per-map"
 
 
 def _compute(req: _Request) -> tuple[int, int, list[CellResult]]:
-    """The worker job: load, prepare and capture as needed, then map, overlay and SMM."""
+    """The worker job: load, prepare and capture as needed, then map, overlay and SMM; then
+    the tiles' colour ranges under the scaling rule (the shared one recolours the overlays)."""
+    from inspector.core.colorscale import map_values, recolour, tile_scales
     from inspector.core.explain import capture_image, open_model, prepare
     from inspector.core.pipeline import ExplainSettings, explain_one
 
     results = []
+    values: list[np.ndarray | None] = []  # (S, S) each tile's map in the method's units
+    displays: list[np.ndarray | None] = []
     for entry in req.entries:
         res = CellResult(path=entry.path, name=cell_title(entry.path))
         results.append(res)
+        values.append(None)
+        displays.append(None)
         try:
             if entry.loaded is None and not entry.error:
                 entry.loaded = open_model(entry.path)
@@ -165,6 +193,15 @@ def _compute(req: _Request) -> tuple[int, int, list[CellResult]]:
             res.class_index, res.probability = top["class"], top["probability"]
             res.class_name = top["name"]
             res.grid, res.map01, res.overlay = result.grid, result.full, result.overlay
+            names = loaded.class_names
+            res.target_class = result.target_class
+            c = result.target_class
+            res.target_name = names[c] if 0 <= c < len(names) else f"class {c}"
+            size = result.full.shape[0]
+            values[-1] = map_values(
+                result.raw_grid, size, size // result.raw_grid.shape[0], req.smoothing
+            )
+            displays[-1] = display
             if mask is not None:
                 res.has_mask = True
                 res.smm = result.smm
@@ -172,72 +209,12 @@ def _compute(req: _Request) -> tuple[int, int, list[CellResult]]:
             if entry.loaded is None:
                 entry.error = str(exc) or type(exc).__name__  # do not retry a broken file
             res.error = str(exc) or type(exc).__name__
+    scales = tile_scales(values, req.scaling)
+    for res, v, d, sc in zip(results, values, displays, scales, strict=True):
+        res.scale = sc
+        if v is not None and req.scaling == "compare":
+            res.overlay = recolour(d, v, sc, req.cmap, req.opacity)
     return req.models_gen, req.image_gen, results
-
-
-class _Cell(QFrame):
-    """One model: title, overlay image (with the mask contour) and prediction / SMM line."""
-
-    def __init__(self, path: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.path = path
-        self.result: CellResult | None = None
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(4, 4, 4, 4)
-        self.title = QLabel(cell_title(path))
-        self.title.setToolTip(path)
-        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        font = self.title.font()
-        font.setBold(True)
-        self.title.setFont(font)
-        lay.addWidget(self.title)
-        self.plot = pg.GraphicsLayoutWidget()
-        self.plot.setMinimumSize(180, 180)
-        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.plot.ci.setContentsMargins(0, 0, 0, 0)
-        self.view = self.plot.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.view.addItem(self.image_item)
-        self.contour = QGraphicsPathItem(self.image_item)  # the mask outline, pixel edges
-        pen = QPen(QColor(80, 255, 120))
-        pen.setWidthF(2)
-        pen.setCosmetic(True)
-        self.contour.setPen(pen)
-        lay.addWidget(self.plot, 1)
-        self.info = QLabel("loading…")
-        self.info.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        lay.addWidget(self.info)
-
-    def show_result(self, res: CellResult, mask: np.ndarray | None) -> None:
-        self.result = res
-        if res.error:
-            self.info.setText(f"⚠ {res.error}")
-            self.info.setStyleSheet("color: #c62828;")
-            self.info.setWordWrap(True)
-            self.image_item.clear()
-            self.contour.setPath(QPainterPath())
-            return
-        self.info.setStyleSheet("")
-        if res.overlay is None:
-            self.info.setText("no image")
-            self.image_item.clear()
-            self.contour.setPath(QPainterPath())
-            return
-        self.image_item.setImage(res.overlay, autoLevels=False, levels=(0, 255))
-        self.view.autoRange(padding=0)
-        if mask is not None and mask.shape == res.overlay.shape[:2]:
-            self.contour.setPath(mask_outline_path(mask))
-        else:
-            self.contour.setPath(QPainterPath())
-        text = f"{res.class_name}  {100.0 * res.probability:.1f}%"
-        if res.has_mask:
-            text += "  ·  SMM " + ("undefined" if res.smm is None else f"{res.smm:.3f}")
-        self.info.setText(text)
-
-    def overlay(self) -> np.ndarray | None:
-        return None if self.result is None else self.result.overlay
 
 
 class CompareView(QWidget):
@@ -254,7 +231,7 @@ class CompareView(QWidget):
         self.setAcceptDrops(True)
         self.forward_drops = False  # True: dropped checkpoints go to the window (it adds them)
         self._entries: list[_Entry] = []
-        self._cells: list[_Cell] = []
+        self._cells: list[Tile] = []
         self._columns = 0  # cells per row as last placed (0: not placed yet)
         self._models_gen = 0
         self._image: np.ndarray | None = None
@@ -263,8 +240,11 @@ class CompareView(QWidget):
         self._smoothing = "none"
         self._mask: np.ndarray | None = None
         self._threshold = 0.3
-        self._cmap = "jet"
+        self._cmap = "viridis"
         self._opacity = 0.5
+        self._scaling = "per-map"
+        self._target = ""  # the target class's name when every tile explains the same one
+        self._side = 0  # px of a tile's square image as last placed
         self._running = False
         self._dirty = False
         self._runner = BackgroundRunner(self)
@@ -274,11 +254,26 @@ class CompareView(QWidget):
         lay = QVBoxLayout(self)
         self.header = QLabel()
         self.header.setWordWrap(True)
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.header)
         self.grid_widget = QWidget()
         self.grid = QGridLayout(self.grid_widget)
         self.grid.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.grid_widget, 1)
+        self.grid.setSpacing(6)
+        self.grid.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.scroll = QScrollArea()  # many models: the tiles keep their size and scroll
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidget(self.grid_widget)
+        # One bar beside the tiles when they share a range (the compare scaling rule).
+        self.bar = ColorBar(Qt.Orientation.Vertical)
+        self.bar.setVisible(False)
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addWidget(self.scroll, 1)
+        body.addWidget(self.bar)
+        lay.addLayout(body, 1)
         self.empty_label = QLabel(
             "Drop two or more checkpoints here (or File ▸ Compare "
             "Checkpoints…) to compare them on the same image and "
@@ -368,6 +363,12 @@ class CompareView(QWidget):
         self._opacity = float(opacity)
         self._schedule()
 
+    def set_scaling(self, rule: str) -> None:
+        """One of :data:`inspector.core.colorscale.SCALINGS`: ``compare`` shares one range."""
+        self._scaling = rule
+        self._update_header()
+        self._schedule()
+
     # ------------------------------------------------------------------ outputs
     def results(self) -> list[CellResult | None]:
         """The result each cell shows, in model order (None before the first)."""
@@ -438,6 +439,7 @@ class CompareView(QWidget):
             threshold=self._threshold,
             cmap=self._cmap,
             opacity=self._opacity,
+            scaling=self._scaling,
         )
         if not self._running:
             self._running = True
@@ -449,8 +451,16 @@ class CompareView(QWidget):
         models_gen, image_gen, results = payload
         if models_gen == self._models_gen and image_gen == self._image_gen:
             mask = self._mask
+            shared = self._scaling == "compare"
             for cell, res in zip(self._cells, results, strict=True):
-                cell.show_result(res, mask)
+                cell.show_result(res, mask, self._cmap, bar=not shared)
+            scales = [r.scale for r in results if r.scale is not None]
+            self.bar.set_scale(scales[0] if shared and scales else None, self._cmap)
+            self.bar.setVisible(shared and bool(scales))
+            names = {r.target_name for r in results if r.overlay is not None and r.target_name}
+            self._target = names.pop() if len(names) == 1 else ""
+            self._update_header()
+            self._place_cells()  # the shared bar may have appeared or gone
             self.updated.emit()
         self._job_done()
 
@@ -472,13 +482,14 @@ class CompareView(QWidget):
         for cell in self._cells:
             self.grid.removeWidget(cell)
             cell.deleteLater()
-        self._cells = [_Cell(e.path) for e in self._entries]
-        titles = [cell.title.text() for cell in self._cells]
+        self._cells = [Tile(e.path, cell_title(e.path)) for e in self._entries]
+        titles = [cell.title_text for cell in self._cells]
         for cell, title in zip(self._cells, titles, strict=True):
             if titles.count(title) > 1:  # e.g. model.pt of two runs: name the folders too
-                cell.title.setText("/".join(Path(cell.path).parts[-3:]))
+                cell.set_title("/".join(Path(cell.path).parts[-3:]))
         self.empty_label.setVisible(not self._cells)
-        self._columns = 0
+        self.bar.setVisible(False)
+        self._columns = self._side = 0
         self._place_cells()
         self._update_header()
         self._schedule()
@@ -494,19 +505,50 @@ class CompareView(QWidget):
             parts.append(f"layer {s.layer}" + ("" if s.head is None else f" head {s.head}"))
         if s.uses("aggregation"):
             parts.append(f"aggregation {s.aggregation}")
-        if s.needs_gradients:
-            target = "predicted class" if s.class_index is None else f"class {s.class_index}"
-            parts.append(f"target {target} ({s.target})")
+        target = self._target
+        if s.class_index is None:
+            target = f"predicted class ({target})" if target else "each model's predicted class"
+        else:
+            target = f"class {s.class_index}" + (f" ({target})" if target else "")
+        parts.append(f"target {target}" + (f", {s.target} gradient" if s.needs_gradients else ""))
         parts.append(f"smoothing {self._smoothing}")
         parts.append(f"SMM threshold {self._threshold:.2f}")
+        parts.append(
+            "colours: one range for all tiles"
+            if self._scaling == "compare"
+            else "colours: each tile its own range"
+        )
         self.header.setText(f"{len(self._entries)} model(s) · " + " · ".join(parts))
 
+    def _geometry(self) -> tuple[int, int]:
+        """``(columns, side)`` for the area the tiles have now: the view less its margins, the
+        header, the shared bar when shown, and a vertical scroll bar's width (kept free so that
+        an overflowing view never needs a horizontal one)."""
+        m = self.layout().contentsMargins()
+        scrollbar = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+        width = self.width() - m.left() - m.right() - scrollbar - 2
+        if self.bar.isVisible():
+            width -= self.bar.sizeHint().width() + self.layout().spacing()
+        header = self.header.heightForWidth(max(1, self.width() - m.left() - m.right()))
+        height = self.height() - m.top() - m.bottom() - max(0, header) - self.layout().spacing()
+        fm = self.fontMetrics()
+        text = Tile.text_height(fm.height(), 16 + 2 * fm.height())
+        return tile_layout(len(self._cells), width, height, text, self.grid.spacing())
+
     def columns(self) -> int:
-        """Cells per row for the current width (a narrow dock stacks them)."""
-        return max(1, min(MAX_COLUMNS, self.width() // CELL_WIDTH, len(self._cells) or 1))
+        """Tiles per row for the current size (a narrow view stacks them)."""
+        return self._geometry()[0]
+
+    def tile_side(self) -> int:
+        """Px of each tile's square image as placed."""
+        return self._side
 
     def _place_cells(self) -> None:
-        columns = self.columns()
+        columns, side = self._geometry()
+        if side != self._side:
+            self._side = side
+            for cell in self._cells:
+                cell.set_side(side)
         if columns == self._columns:
             return
         self._columns = columns

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.core.colorscale import SCALINGS
 from inspector.core.pipeline import ExplainSettings
 from inspector.core.postprocess import COLORMAPS
 from inspector.core.saliency import AGGREGATIONS, FUSIONS, METHODS, TARGETS, MapSettings, registry
@@ -41,7 +42,13 @@ SMOOTHINGS: tuple[str, ...] = ("none", "paper")
 # metadata); these views of it are what menus and combo boxes need.
 METHOD_LABELS = {m.name: m.label for m in registry.methods()}
 METHOD_TIPS = {m.name: m.description for m in registry.methods()}
-SMOOTHING_LABELS = {"none": "None (bilinear)", "paper": "Median + Gaussian (seed 003)"}
+SMOOTHING_LABELS = {"none": "None (bilinear)", "paper": "Paper (seed 003)"}
+SMOOTHING_TIPS = {
+    "none": "Bilinear upsampling of the patch grid",
+    "paper": "Seed 003's median + Gaussian smoothing after upsampling",
+}
+# Short: the panel's width is the image's loss (the tooltip and the bars' notes say more).
+SCALING_LABELS = {"per-map": "Per map", "grid": "Shared: grid", "compare": "Shared: compare"}
 TARGET_LABELS = {
     "logit": "logit",
     "probability": "probability (vit-explain)",
@@ -74,6 +81,7 @@ class ViewSettings:
         opacity: overlay opacity in [0, 1].
         show_overlay: draw the overlay at all.
         smm_threshold: SMM's saliency threshold in [0, 1] (0.3 in the paper).
+        scaling: the colour bars' rule, one of :data:`inspector.core.colorscale.SCALINGS`.
     """
 
     map: MapSettings = field(default_factory=MapSettings)
@@ -82,6 +90,7 @@ class ViewSettings:
     opacity: float = 0.5
     show_overlay: bool = True
     smm_threshold: float = 0.3
+    scaling: str = "per-map"
 
     def replace(self, **changes: Any) -> ViewSettings:
         return dataclasses.replace(self, **changes)
@@ -197,15 +206,26 @@ class ControlsPanel(QWidget):
         self.smoothing = QComboBox()
         for s in SMOOTHINGS:
             self.smoothing.addItem(SMOOTHING_LABELS[s], s)
+            self.smoothing.setItemData(
+                self.smoothing.count() - 1, SMOOTHING_TIPS[s], Qt.ItemDataRole.ToolTipRole
+            )
         self.smoothing.setToolTip("Post-processing from the patch grid to image pixels")
         self.colormap = QComboBox()
         self.colormap.addItems(list(COLORMAPS))
         self.colormap.setToolTip("Colormap of the overlay")
+        self.scaling = QComboBox()
+        for name in SCALINGS:
+            self.scaling.addItem(SCALING_LABELS[name], name)
+        self.scaling.setToolTip(
+            "Which maps share one colour range: each map its own min–max, the head/layer "
+            "grid's cells one range (heads comparable), or the compare view's tiles one range "
+            "(models comparable). The colour bars show the values."
+        )
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setToolTip("Overlay opacity")
         self.opacity_label = _fixed_label("100%")
-        self.show_overlay = QCheckBox("Show overlay")
+        self.show_overlay = QCheckBox("Show")
         self.show_overlay.setToolTip("Show or hide the saliency overlay (O)")
         self.smm_threshold = QDoubleSpinBox()
         self.smm_threshold.setRange(0.0, 1.0)
@@ -233,8 +253,9 @@ class ControlsPanel(QWidget):
         dform = QFormLayout(display_box)
         dform.addRow("Smoothing", self.smoothing)
         dform.addRow("Colormap", self.colormap)
-        dform.addRow("Opacity", row(self.opacity, self.opacity_label))
-        dform.addRow(self.show_overlay)
+        dform.addRow("Scale", self.scaling)
+        # Opacity and its on/off switch share a line: the panel must fit 720 px screens.
+        dform.addRow("Overlay", row(self.show_overlay, self.opacity, self.opacity_label))
         dform.addRow("SMM threshold", self.smm_threshold)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -253,6 +274,7 @@ class ControlsPanel(QWidget):
             self.target,
             self.smoothing,
             self.colormap,
+            self.scaling,
         ):
             w.currentIndexChanged.connect(self._emit)
         for w in (self.discard, self.opacity, self.layer, self.head, self.start_layer):
@@ -285,6 +307,7 @@ class ControlsPanel(QWidget):
             opacity=self.opacity.value() / 100.0,
             show_overlay=self.show_overlay.isChecked(),
             smm_threshold=round(self.smm_threshold.value(), 4),
+            scaling=self.scaling.currentData(),
         )
 
     def apply(self, s: ViewSettings) -> None:
@@ -312,6 +335,7 @@ class ControlsPanel(QWidget):
             self.opacity.setValue(round(s.opacity * 100))
             self.show_overlay.setChecked(s.show_overlay)
             self.smm_threshold.setValue(s.smm_threshold)
+            self.scaling.setCurrentIndex(max(0, self.scaling.findData(s.scaling)))
         finally:
             self._blocking = False
         self._emit()

@@ -362,6 +362,7 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     def leaveEvent(self, ev) -> None:  # noqa: N802 - Qt override
         self.brush_cursor.setVisible(False)
+        self.hovered.emit(-1, -1)  # the cursor left: no pixel is under it any more
         super().leaveEvent(ev)
 
     def _update_box_preview(self, end: tuple[int, int]) -> None:

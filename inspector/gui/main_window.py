@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QProgressDialog,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QToolBar,
     QWidget,
 )
@@ -50,7 +51,13 @@ from inspector.core.explain import (
     open_model,
 )
 from inspector.core.figure import DEFAULT_SIZE
-from inspector.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
+from inspector.core.imageio import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    natural_key,
+    read_image,
+    read_mask,
+)
 from inspector.core.load_options import LoadOptions, needs_heads
 from inspector.core.metrics import smm
 from inspector.core.pipeline import align_mask, explain_one, unalign_mask
@@ -59,6 +66,7 @@ from inspector.core.saliency import registry
 from .attention_grid import AttentionGrid
 from .batch_export import BatchExport, existing_targets, plan_batch
 from .controls import ControlsPanel, ViewSettings
+from .dock_widths import DockWidths
 from .drops import classify_paths
 from .export_dialog import ExportDialog, ExportError, export_overlay, mask_source, suggested_name
 from .load_dialog import LoadOptionsDialog
@@ -71,7 +79,9 @@ __all__ = ["MainWindow", "RenderResult"]
 
 MAX_RECENT = 10
 EXPLORER_DEBOUNCE_MS = 60
-LAYOUT_VERSION = 2  # bump when the docks change, so an old saved layout is ignored
+EXPLORER_WIDTH = 300  # px: the head/layer grid's default dock width
+CONTROLS_WIDTH = 320  # px: the method / predictions / masks column
+LAYOUT_VERSION = 3  # bump when the docks change, so an old saved layout is ignored
 
 
 class _Truth:
@@ -167,7 +177,14 @@ class MainWindow(QMainWindow):
         centre.setCollapsible(0, False)
         # The image is the point of the window: docks (or an old saved layout) never squeeze it.
         self.image_view.setMinimumSize(260, 320)  # + the colour bar: ~320 px wide
-        self.setCentralWidget(centre)
+        # The compare view is a central tab beside the image: it needs the room (issue 11).
+        self.central_tabs = QTabWidget()
+        self.central_tabs.setDocumentMode(True)
+        self.central_tabs.addTab(centre, "Image")
+        self.central_tabs.currentChanged.connect(
+            lambda _i: hasattr(self, "_explorer_timer") and self._schedule_explorer()
+        )
+        self.setCentralWidget(self.central_tabs)
 
         self.controls = ControlsPanel()
         self.controls.changed.connect(self.schedule_refresh)
@@ -178,7 +195,17 @@ class MainWindow(QMainWindow):
         self.explorer.hoverText.connect(lambda t: self.statusBar().showMessage(t, 4000))
 
         right = Qt.DockWidgetArea.RightDockWidgetArea
-        self.controls_dock = self._dock("Method", self.controls, right)
+        # Scrolled when the screen is short (720 px): the panel never sets the window's height.
+        controls_scroll = QScrollArea()
+        controls_scroll.setWidgetResizable(True)
+        controls_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        controls_scroll.setWidget(self.controls)
+        bar = controls_scroll.style().pixelMetric(
+            controls_scroll.style().PixelMetric.PM_ScrollBarExtent
+        )
+        controls_scroll.setMinimumWidth(self.controls.minimumSizeHint().width() + bar)
+        self.controls_dock = self._dock("Method", controls_scroll, right)
         self.predictions_dock = self._dock(
             "Predictions", self.predictions, Qt.DockWidgetArea.RightDockWidgetArea
         )
@@ -186,6 +213,9 @@ class MainWindow(QMainWindow):
             "Heads × layers", self.explorer, Qt.DockWidgetArea.LeftDockWidgetArea
         )
         self.explorer_dock.visibilityChanged.connect(lambda _v: self._schedule_explorer())
+        # Tabs of the left area each keep their own width (the image keeps the middle).
+        self.dock_widths = DockWidths(self)
+        self.dock_widths.track(self.explorer_dock, lambda: EXPLORER_WIDTH)
         # Panels written alongside this window (masks, training, compare) plug in here.
         self.extra_docks: dict[str, QDockWidget] = {}
         self._install_optional_panels()
@@ -303,9 +333,12 @@ class MainWindow(QMainWindow):
         """Show the folder's images as a strip of thumbnails and open the first one."""
         folder = Path(folder)
         images = sorted(
-            p
-            for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _looks_like_mask(p)
+            (
+                p
+                for p in folder.iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _looks_like_mask(p)
+            ),
+            key=natural_key,  # val_23 before val_1054
         )
         if not images:
             self.show_error(f"No images in {folder}")
@@ -470,6 +503,8 @@ class MainWindow(QMainWindow):
         if panel is not None and result.full is not None:
             panel.set_saliency(result.full)
             panel.set_threshold(result.settings.smm_threshold)
+        if getattr(self, "_hover_xy", None) is not None:
+            self._on_hover(*self._hover_xy)  # the value under the cursor changed with the map
         self.overlayUpdated.emit()
 
     def _show_smm(self, score: float | None) -> None:
@@ -490,7 +525,8 @@ class MainWindow(QMainWindow):
                 self.explorer.clear()
                 self._explorer_key = None
             return
-        m = self.controls.settings().map
+        vs = self.controls.settings()
+        m = vs.map
         key = (
             id(self.capture),
             m.query,
@@ -498,6 +534,8 @@ class MainWindow(QMainWindow):
             m.discard_ratio,
             m.legacy_normalisation,
             m.residual,
+            vs.colormap,
+            vs.scaling,
         )
         if key != self._explorer_key:
             try:
@@ -512,7 +550,7 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001
                 self.show_error(f"Cannot draw the explorer: {user_message(exc)}")
                 return
-            self.explorer.set_data(data, colormap=self.controls.settings().colormap)
+            self.explorer.set_data(data, colormap=vs.colormap, scaling=vs.scaling)
             self._explorer_key = key
         self.explorer.set_selection(
             m.layer % self.capture.num_layers if m.method == "attention" else None,
@@ -848,7 +886,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened {loaded.name}", 4000)
         if loaded.path is not None:
             self._remember(loaded.path)
-        self.setWindowTitle(f"ViT Inspector — {loaded.name}")
+        from .compare_view import cell_title  # runs/<run>/best.pt -> "<run>/best.pt"
+
+        title = cell_title(loaded.path) if loaded.path is not None else loaded.name
+        self.setWindowTitle(f"ViT Inspector — {title}")
         if self._requested_image is not None or self.image_path is not None:
             self._start_capture()
         self._update_empty_state()
@@ -1003,6 +1044,8 @@ class MainWindow(QMainWindow):
     # Interaction
     # =========================================================================================
     def _on_hover(self, x: int, y: int) -> None:
+        # Remembered so that the readout follows a control change under a resting cursor.
+        self._hover_xy = (x, y) if x >= 0 else None
         if x < 0:
             return
         base = self.last_render.rgb if self.last_render else None
@@ -1127,7 +1170,7 @@ class MainWindow(QMainWindow):
                 "Training",
                 self.explorer_dock,
             ),
-            ("compare", "inspector.gui.compare_view", "CompareView", "Compare", self.explorer_dock),
+            ("compare", "inspector.gui.compare_view", "CompareView", "Compare", None),
         )
         self.panels: dict[str, QWidget] = {}
         for key, module, cls_name, title, beside in specs:
@@ -1135,6 +1178,11 @@ class MainWindow(QMainWindow):
                 cls = getattr(importlib.import_module(module), cls_name)
                 widget = cls()
             except Exception:  # noqa: BLE001 - missing or unfinished panel: leave it out
+                continue
+            if beside is None:  # the compare view: a central tab, not a dock
+                self.central_tabs.addTab(widget, title)
+                self.panels[key] = widget
+                self._connect_panel(key, widget)
                 continue
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
@@ -1164,26 +1212,27 @@ class MainWindow(QMainWindow):
                 widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
         if key == "training" and hasattr(widget, "finished"):
             widget.finished.connect(self._on_training_finished)
-        if key in ("training", "compare"):
-            dock = self.extra_docks[key]
-            dock.visibilityChanged.connect(lambda v, d=dock: v and self._widen_dock(d))
+        if key == "masks":
+            v = Qt.Orientation.Vertical  # under the method panel: its own height when raised
+            masks, method = self.extra_docks[key], self.controls_dock
+            # Never narrower than the panel and a vertical scroll bar: no horizontal scrolling.
+            bar = masks.style().pixelMetric(masks.style().PixelMetric.PM_ScrollBarExtent)
+            masks.widget().setMinimumWidth(widget.minimumSizeHint().width() + bar + 2)
+
+            # All of the panel when the screen allows; the method panel keeps a strip.
+            def masks_height(w=widget) -> int:
+                return min(w.sizeHint().height() + 40, self.height() - 220)
+
+            self.dock_widths.track(masks, masks_height, v, method)
+            self.dock_widths.track(self.predictions_dock, self._predictions_height, v, method)
+        if key == "training":
+            # Curves and the study table need room: 60% of the window the first time.
+            self.dock_widths.track(self.extra_docks[key], lambda: int(self.width() * 0.6))
         if key == "training" and hasattr(widget, "study_finished"):
             widget.study_finished.connect(self._on_study_finished)
-        if key == "compare":
-            if hasattr(widget, "checkpointsDropped"):
-                widget.forward_drops = True
-                widget.checkpointsDropped.connect(self.compare_checkpoints)
-            self.extra_docks["compare"].visibilityChanged.connect(
-                lambda v: v and self._schedule_explorer()
-            )
-
-    def _widen_dock(self, dock: QDockWidget) -> None:
-        """Give a wide panel (training curves, study table, models side by side) at least 60%
-        of the window when it is shown docked and narrower than that; the image view keeps
-        its minimum width, and the user can still drag the dock narrower."""
-        if dock.isFloating() or dock.width() >= int(self.width() * 0.45):
-            return
-        self.resizeDocks([dock], [int(self.width() * 0.6)], Qt.Orientation.Horizontal)
+        if key == "compare" and hasattr(widget, "checkpointsDropped"):
+            widget.forward_drops = True
+            widget.checkpointsDropped.connect(self.compare_checkpoints)
 
     def _on_training_finished(self, path: str) -> None:
         self.statusBar().showMessage(f"Training finished: opening {Path(path).name}", 6000)
@@ -1212,11 +1261,7 @@ class MainWindow(QMainWindow):
             return
         for p in paths:
             panel.add_model(str(p))
-        dock = self.extra_docks["compare"]
-        dock.show()
-        dock.raise_()
-        if len(panel.models()) > 1:
-            self._widen_dock(dock)
+        self.central_tabs.setCurrentWidget(panel)
         self._compare_key = None
         self.sync_compare()
 
@@ -1224,8 +1269,7 @@ class MainWindow(QMainWindow):
         """Hand the compare view the current image, settings and mask (only what changed, and
         only while it is visible and has models: it captures each image once per model)."""
         panel = self.panels.get("compare")
-        dock = self.extra_docks.get("compare")
-        if panel is None or dock is None or not panel.models() or not dock.isVisible():
+        if panel is None or not panel.models() or self.central_tabs.currentWidget() is not panel:
             return
         key = getattr(self, "_compare_key", None) or {}
         s = self.controls.settings()
@@ -1240,6 +1284,8 @@ class MainWindow(QMainWindow):
             panel.set_colormap(s.colormap)
         if key.get("opacity") != s.opacity:
             panel.set_opacity(s.opacity)
+        if key.get("scaling") != s.scaling:
+            panel.set_scaling(s.scaling)
         if key.get("mask") is not self.mask:
             panel.set_mask(self.mask)
         self._compare_key = {
@@ -1248,6 +1294,7 @@ class MainWindow(QMainWindow):
             "threshold": s.smm_threshold,
             "cmap": s.colormap,
             "opacity": s.opacity,
+            "scaling": s.scaling,
             "mask": self.mask,
         }
 
@@ -1271,10 +1318,12 @@ class MainWindow(QMainWindow):
         self.sanity.start()
 
     def _compare_dialog(self) -> None:
+        from .compare_view import dialog_folder
+
         paths, _ = QFileDialog.getOpenFileNames(
             self,
             "Compare checkpoints",
-            self._last_folder(),
+            dialog_folder(self.loaded.path if self.loaded is not None else None),
             "Checkpoints (*.pt *.pth *.bin *.safetensors *.ckpt);;All files (*)",
         )
         if paths:
@@ -1693,13 +1742,21 @@ class MainWindow(QMainWindow):
             # Dock sizes only stick once the window has its real size: after the first show.
             QTimer.singleShot(0, self._default_dock_sizes)
 
+    def _predictions_height(self) -> int:
+        """The predictions' rows: what the method panel leaves (at least ~3 rows at 720)."""
+        return max(110, self.height() - self.controls.sizeHint().height() - 160)
+
     def _default_dock_sizes(self) -> None:
         """Default proportions: the image gets the middle; explorer and controls the sides."""
         self.resizeDocks(
-            [self.explorer_dock, self.controls_dock], [330, 340], Qt.Orientation.Horizontal
+            [self.explorer_dock, self.controls_dock],
+            [EXPLORER_WIDTH, CONTROLS_WIDTH],
+            Qt.Orientation.Horizontal,
         )
         self.resizeDocks(
-            [self.controls_dock, self.predictions_dock], [440, 250], Qt.Orientation.Vertical
+            [self.controls_dock, self.predictions_dock],
+            [self.controls.sizeHint().height(), self._predictions_height()],
+            Qt.Orientation.Vertical,
         )
 
     def _update_empty_state(self) -> None:

@@ -145,7 +145,17 @@ class MetricsView(QWidget):
             "thresholded at t (after min-max scaling) and the mask"
         )
         lay.addWidget(self.smm_label)
+        # What SMM is, in visible text (a tooltip alone is found by few).
+        self.smm_help = QLabel(
+            "SMM: the overlap (IoU) between the map's pixels above the SMM threshold "
+            "(after min–max scaling) and the mask; 1 when they coincide."
+        )
+        self.smm_help.setWordWrap(True)
+        self.smm_help.setStyleSheet("color: gray;")
+        lay.addWidget(self.smm_help)
         grid = QGridLayout()
+        grid.setColumnStretch(1, 1)
+        widest = self.fontMetrics().horizontalAdvance("undefined") + 6
         self._value_labels: dict[str, QLabel] = {}
         for row, (key, name, tip) in enumerate(METRIC_ROWS):
             label = QLabel(name)
@@ -153,6 +163,7 @@ class MetricsView(QWidget):
             value = QLabel()
             value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setMinimumWidth(widest)  # "yes", "0.1234", "undefined": never squeezed
             grid.addWidget(label, row, 0)
             grid.addWidget(value, row, 1)
             self._value_labels[key] = value
@@ -291,9 +302,10 @@ class MasksPanel(QWidget):
         self.file_button.clicked.connect(self._browse_mask)
         self.clear_button = QPushButton("Clear")
         self.clear_button.clicked.connect(self.clear)
+        # Two columns: the panel fits the side dock's ~300 px at 1280 x 720.
         sl.addWidget(self.dataset_button, 0, 0)
         sl.addWidget(self.file_button, 0, 1)
-        sl.addWidget(self.clear_button, 0, 2)
+        sl.addWidget(self.clear_button, 1, 0, 1, 2)
         lay.addWidget(sources)
 
         box = QGroupBox("Box (inclusive pixel corners)")
@@ -307,7 +319,7 @@ class MasksPanel(QWidget):
             bl.addWidget(spin, i // 2, i % 2)
         self.box_button = QPushButton("Set box")
         self.box_button.clicked.connect(lambda: self.set_box(*(s.value() for s in self.box_spins)))
-        bl.addWidget(self.box_button, 0, 2, 2, 1)
+        bl.addWidget(self.box_button, 2, 0, 1, 2)
         lay.addWidget(box)
 
         brush = QGroupBox("Draw on the image")
@@ -347,6 +359,7 @@ class MasksPanel(QWidget):
 
         rcnn = QGroupBox("Mask R-CNN")
         rf = QFormLayout(rcnn)
+        rf.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.weights_label = QLabel()
         self.weights_label.setWordWrap(True)
         self.weights_button = QPushButton("Weights file…")
@@ -398,6 +411,9 @@ class MasksPanel(QWidget):
         lay.addWidget(self.error_label)
         lay.addStretch(1)
         self.mask_changed.connect(self.metrics_view.set_mask)
+        from .wheel_guard import guard_wheel
+
+        self._wheel_guard = guard_wheel(self)
         self._show_weights()
 
     # ------------------------------------------------------------------ inputs

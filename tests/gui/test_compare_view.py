@@ -163,8 +163,9 @@ def test_export_png(view, qtbot, models, image, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_cells_wrap_to_the_view_width(view, tmp_path):
-    """A narrow dock stacks the models; a wide one puts up to six in a row."""
+def test_cells_wrap_to_the_view_width(view, qtbot, tmp_path):
+    """Tiles are square and as large as the area allows: a wide view puts five in a row, a
+    narrow one stacks them, and none sticks out of the view (no horizontal scrolling)."""
     paths = []
     for i in range(5):
         _checkpoint(tmp_path / f"m{i}.pt", i, f"m{i}-")
@@ -174,9 +175,33 @@ def test_cells_wrap_to_the_view_width(view, tmp_path):
     def positions():
         return [view.grid.getItemPosition(view.grid.indexOf(c))[:2] for c in view.cells()]
 
+    def check_fits():
+        qtbot.waitUntil(lambda: view.grid_widget.width() > 0)
+        for c in view.cells():
+            assert c.plot.width() == c.plot.height() == view.tile_side()
+            right = c.mapTo(view, c.rect().topRight()).x()
+            assert right <= view.width(), (right, view.width())
+
     view.resize(420, 600)
-    assert positions() == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+    columns = max(p[1] for p in positions()) + 1
+    assert 2 <= columns <= 3
+    check_fits()
     view.resize(1300, 600)
     assert positions() == [(0, c) for c in range(5)]
+    check_fits()
     view.resize(150, 600)
     assert positions() == [(r, 0) for r in range(5)]
+
+
+def test_tile_layout_picks_the_largest_squares():
+    from inspector.gui.compare_tiles import MIN_SIDE, tile_layout
+
+    # Four tiles in a square area: 2 x 2 beats 1 x 4 and 4 x 1 (hand-computed sides).
+    columns, side = tile_layout(4, 800, 800, text_height=0, spacing=0)
+    assert columns == 2 and side == 400 - 10
+    # A wide strip: all in one row, limited by the height.
+    columns, side = tile_layout(3, 1200, 300, text_height=50, spacing=0)
+    assert columns == 3 and side == 300 - 50 - 10
+    # Too many for the area: the minimum size, and the view scrolls.
+    columns, side = tile_layout(14, 300, 200, text_height=60)
+    assert side >= MIN_SIDE and columns * (side + 10) <= 300 + 6

@@ -90,7 +90,7 @@ def test_compare_follows_the_main_view_without_recapturing(qtbot, window, files,
     with qtbot.waitSignal(compare.updated, timeout=30_000):
         _drop_on(compare, paths)  # checkpoints dropped on the compare tab
     assert compare.wait_idle(30_000)
-    assert window.extra_docks["compare"].isVisible()
+    assert window.central_tabs.currentWidget() is compare and compare.isVisible()
     _check_cells(window, paths)
     captures = [e.captures_made for e in compare._entries]
     assert captures == [1, 1]
