@@ -262,7 +262,7 @@ def explain_one(
     if metrics is not None:
         metadata["metrics"] = metrics
     if settings.map.method == "token-norm":  # the artefact view names its outlier tokens
-        from .token_norm import capture_outliers
+        from .saliency.token_norm import capture_outliers
 
         metadata["token_norm"] = capture_outliers(cap, layer=settings.map.layer)
     return ExplainResult(

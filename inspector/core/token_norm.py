@@ -25,7 +25,6 @@ __all__ = [
     "OUTLIER_Z",
     "Outlier",
     "TokenNormView",
-    "capture_outliers",
     "token_norm_map",
     "token_norms",
 ]
@@ -106,26 +105,3 @@ def token_norm_map(
     found.sort(key=lambda o: -o.norm)
     prefix = {i: float(n[layer, i]) for i in range(layout.num_prefix_tokens)}
     return TokenNormView(layer, grid.astype(np.float32), found, prefix)
-
-
-def capture_outliers(capture, *, layer: int = -1, z: float = OUTLIER_Z) -> dict:
-    """What a file records about a capture's high-norm tokens (``explain --method token-norm``
-    JSON, the GUI's list): the rule, the layer, its outliers and the prefix tokens' norms.
-
-    Raises:
-        ValueError: the capture has no token norms (the adapter does not record them).
-    """
-    from .saliency._readout import _layout
-    from .saliency.token_norm import capture_token_norms
-
-    layout = _layout(capture)
-    view = token_norm_map(capture_token_norms(capture), layout, layer=layer, z=z)
-    return {
-        "rule": f"robust z = (norm - median) / (1.4826 * MAD) over the layer's patch tokens > {z:g}",
-        "layer": view.layer,
-        "outliers": [o.to_dict() for o in view.outliers],
-        "prefix_norms": [
-            {"token": i, "kind": layout.prefix[i], "norm": n} for i, n in view.prefix_norms.items()
-        ],
-        "patch_norm_median": float(np.median(view.map)),
-    }

@@ -17,7 +17,7 @@ from inspector.core.checkpoint import Checkpoint, save_checkpoint
 from inspector.core.config import Preprocess, ViTConfig
 from inspector.core.model import VisionTransformer
 from inspector.core.saliency import MapSettings, SaliencyError, compute_map, registry
-from inspector.core.token_norm import capture_outliers
+from inspector.core.saliency.token_norm import capture_outliers
 
 PLANT = (1, 2)  # the bright patch (row, col) of the 4x4 grid
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..token_norm import token_norm_map
+from ..token_norm import OUTLIER_Z, token_norm_map
 from . import registry
 from ._common import SaliencyError
 
@@ -34,6 +34,27 @@ def capture_token_norms(capture: Any) -> np.ndarray:
             "(Swin's stages change the number of tokens)"
         )
     return np.asarray(norms, dtype=np.float64)
+
+
+def capture_outliers(capture: Any, *, layer: int = -1, z: float = OUTLIER_Z) -> dict:
+    """What a file records about a capture's high-norm tokens (``explain --method token-norm``
+    JSON, the GUI's list): the rule, the layer, its outliers and the prefix tokens' norms.
+
+    Raises:
+        SaliencyError: the capture has no token norms (the adapter does not record them).
+    """
+    layout = _layout(capture)
+    view = token_norm_map(capture_token_norms(capture), layout, layer=layer, z=z)
+    return {
+        "rule": "robust z = (norm - median) / (1.4826 * MAD) over the layer's patch tokens "
+        f"> {z:g}",
+        "layer": view.layer,
+        "outliers": [o.to_dict() for o in view.outliers],
+        "prefix_norms": [
+            {"token": i, "kind": layout.prefix[i], "norm": n} for i, n in view.prefix_norms.items()
+        ],
+        "patch_norm_median": float(np.median(view.map)),
+    }
 
 
 def _layout(capture: Any):
