@@ -469,6 +469,7 @@ class MainWindow(QMainWindow):
         """Redraw the head/layer grid when what it shows changed (and it is visible); bring the
         compare view up to date."""
         self.sync_compare()
+        self._refresh_tokens()
         if self.capture is None or not self.explorer_dock.isVisible():
             if self.capture is None:
                 self.explorer.clear()
@@ -502,6 +503,33 @@ class MainWindow(QMainWindow):
             m.layer % self.capture.num_layers if m.method == "attention" else None,
             m.head if m.method == "attention" else None,
         )
+
+    def _refresh_tokens(self) -> None:
+        """The token panel (when shown): registers' attention in the current layer and the
+        high-norm outliers (the token-norm layer), both computed by the core."""
+        panel, dock = self.panels.get("tokens"), self.extra_docks.get("tokens")
+        if panel is None or dock is None or not dock.isVisible():
+            return
+        if self.capture is None:
+            panel.clear()
+            return
+        from inspector.core.registers import register_attention
+        from inspector.core.saliency.token_norm import capture_outliers
+
+        s = self.controls.settings()
+        key = (id(self.capture), s.map.layer, s.colormap)
+        if key == getattr(self, "_tokens_key", None):
+            return
+        self._tokens_key = key
+        try:
+            panel.set_registers(register_attention(self.capture, layer=s.map.layer), s.colormap)
+        except Exception as exc:  # noqa: BLE001 - a panel must not break the window
+            panel.set_registers(None)
+            self.show_error(f"Cannot show the registers: {user_message(exc)}")
+        try:
+            panel.set_outliers(capture_outliers(self.capture, layer=s.map.layer))
+        except Exception as exc:  # noqa: BLE001 - e.g. Swin records no token norms
+            panel.set_outliers(None, user_message(exc))
 
     # =========================================================================================
     # Export
@@ -1072,6 +1100,7 @@ class MainWindow(QMainWindow):
                 self.explorer_dock,
             ),
             ("compare", "inspector.gui.compare_view", "CompareView", "Compare", self.explorer_dock),
+            ("tokens", "inspector.gui.register_view", "TokensPanel", "Tokens", self.explorer_dock),
         )
         self.panels: dict[str, QWidget] = {}
         for key, module, cls_name, title, beside in specs:
@@ -1106,6 +1135,11 @@ class MainWindow(QMainWindow):
                 self.image_view.set_brush_radius(widget.radius_spin.value())
             if hasattr(widget, "metrics_view"):
                 widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
+        if key == "tokens":  # registers' attention and high-norm outliers (issue 12)
+            widget.tokenChosen.connect(self.controls.set_query)
+            self.extra_docks["tokens"].visibilityChanged.connect(
+                lambda v: v and self._schedule_explorer()
+            )
         if key == "training" and hasattr(widget, "finished"):
             widget.finished.connect(self._on_training_finished)
         if key in ("training", "compare"):
