@@ -161,7 +161,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
         for path in args.image:
             for line in write_prompt_outputs(
-                loaded, path, args.prompt, args.out, method=args.method, overwrite=args.overwrite
+                loaded,
+                path,
+                args.prompt,
+                args.out,
+                method=args.method,
+                overwrite=args.overwrite,
+                settings=settings.map,
             ):
                 print(line)
         return 0
