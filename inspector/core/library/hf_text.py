@@ -56,7 +56,8 @@ class HFText:
         if self.kind == "siglip":
             tokens.pop("attention_mask", None)  # SigLIP's tower is run without a mask
         device = next(self.model.parameters()).device
-        tokens = {k: v.to(device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+        keep = ("input_ids", "attention_mask")
+        tokens = {k: v.to(device) for k, v in tokens.items() if k in keep}
         with torch.no_grad():
             out = self.model.get_text_features(**tokens)
         # transformers 5 returns the pooled (projected) output in a ModelOutput.
