@@ -1101,6 +1101,13 @@ class MainWindow(QMainWindow):
             ),
             ("compare", "inspector.gui.compare_view", "CompareView", "Compare", self.explorer_dock),
             ("tokens", "inspector.gui.register_view", "TokensPanel", "Tokens", self.explorer_dock),
+            (
+                "prompts",
+                "inspector.gui.prompts_panel",
+                "PromptsPanel",
+                "Prompts",
+                self.controls_dock,
+            ),  # noqa: E501
         )
         self.panels: dict[str, QWidget] = {}
         for key, module, cls_name, title, beside in specs:
@@ -1120,6 +1127,7 @@ class MainWindow(QMainWindow):
             self._connect_panel(key, widget)
         self.predictions_dock.raise_()
         self.explorer_dock.raise_()
+        self.controls_dock.raise_()
 
     def _connect_panel(self, key: str, widget: QWidget) -> None:
         """Wire the signals the other panels offer (by name, so either side can evolve)."""
@@ -1135,6 +1143,10 @@ class MainWindow(QMainWindow):
                 self.image_view.set_brush_radius(widget.radius_spin.value())
             if hasattr(widget, "metrics_view"):
                 widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
+        if key == "prompts":  # CLIP / SigLIP text prompts (issue 12): its controller wires it
+            from .prompts_panel import PromptsController
+
+            self.prompts_controller = PromptsController(self, widget)
         if key == "tokens":  # registers' attention and high-norm outliers (issue 12)
             widget.tokenChosen.connect(self.controls.set_query)
             self.extra_docks["tokens"].visibilityChanged.connect(
