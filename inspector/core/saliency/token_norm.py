@@ -29,9 +29,9 @@ def capture_token_norms(capture: Any) -> np.ndarray:
     norms = getattr(capture, "extras", {}).get("token_norms")
     if norms is None:
         name = type(getattr(capture, "adapter", None)).__name__
+        why = " (Swin's stages change the number of tokens)" if "Swin" in name else ""
         raise SaliencyError(
-            f"token-norm needs each block's token outputs, which {name} does not record "
-            "(Swin's stages change the number of tokens)"
+            f"token-norm needs each block's token outputs, which {name} does not record{why}"
         )
     return np.asarray(norms, dtype=np.float64)
 
