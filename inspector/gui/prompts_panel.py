@@ -175,7 +175,9 @@ class PromptsController(QObject):
             return
         self._rid = None
         base, prompted = result  # type: ignore[misc]
-        if base is self.base and prompted.class_names == self.panel.prompts():
+        # A checkpoint the user opened meanwhile wins: use_model would make its load stale.
+        loading = self.window.runner.latest("model") in getattr(self.window, "_jobs", {})
+        if base is self.base and prompted.class_names == self.panel.prompts() and not loading:
             self.window.use_model(prompted)
 
     def _on_failed(self, rid: int, message: str) -> None:
