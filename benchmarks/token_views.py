@@ -45,9 +45,11 @@ def main() -> None:
     model = timm.create_model("vit_base_patch14_reg4_dinov2", pretrained=False, img_size=224)
     adapter = TimmViTAdapter(model, patch_size=14, image_size=224)
     x = torch.randn(1, 3, 224, 224)
-    t0 = time.perf_counter()
-    cap = capture(adapter, x)
-    print(f"capture (ViT-B/14 reg4, 261 tokens): {(time.perf_counter() - t0) * 1000:.0f} ms")
+    for run in ("first", "second"):  # the first call includes one-off start-up costs
+        t0 = time.perf_counter()
+        cap = capture(adapter, x)
+        ms = (time.perf_counter() - t0) * 1000
+        print(f"capture (ViT-B/14 reg4, 261 tokens, with token norms), {run} call: {ms:.0f} ms")
     layers = iter(range(10**9))
     s = MapSettings(method="token-norm")
     tn = _median_ms(
