@@ -184,7 +184,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
         for path in args.image:
             for line in write_prompt_outputs(
-                loaded, path, args.prompt, args.out, method=args.method, overwrite=args.overwrite
+                loaded,
+                path,
+                args.prompt,
+                args.out,
+                method=args.method,
+                overwrite=args.overwrite,
+                settings=settings.map,
             ):
                 print(line)
         return 0
@@ -233,6 +239,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         save_json(js, record, overwrite=args.overwrite)
         for flag in result.flags:
             print(f"warning: {path.name}: {flag}", file=sys.stderr)
+        if "token_norm" in record:  # the artefact view: say which tokens stand out
+            tn = record["token_norm"]
+            where = ", ".join(f"({o['row']}, {o['col']})" for o in tn["outliers"]) or "none"
+            print(printable(f"{path.name}: layer {tn['layer']} high-norm patch tokens: {where}"))
         top = record["predictions"][0]
         prob = "n/a" if top["probability"] is None else f"{top['probability']:.3f}"
         smm_text = ""

@@ -104,14 +104,39 @@ class ViTAdapter:
         self.residual: bool = cfg.residual
         self.outputs_probabilities: bool = cfg.output_softmax
         self.num_classes: int = cfg.num_classes
+        self.last_extras: dict[str, torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def forward_with_attention(self, x: torch.Tensor) -> ModelOutput:
-        with _eval_mode(self.model):
-            return self.model.forward_with_attention(x)
+        """Also records ``last_extras["token_norms"]`` ``(B, L, T)``: each block output's L2
+        norm per token (the token-norm view), from hooks held only for this call."""
+        mids: list[torch.Tensor] = []
+        norms: list[torch.Tensor] = []
+
+        def before_mlp(_m: nn.Module, args: tuple) -> None:
+            mids.append(args[0])  # (B, T, D): the residual stream entering norm2
+
+        def after_mlp(block: nn.Module):
+            def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+                norms.append(block._add(mids[-1], out).detach().norm(dim=-1))  # (B, T)
+
+            return hook
+
+        handles = []
+        for block in self.model.blocks:
+            handles.append(block.norm2.register_forward_pre_hook(before_mlp))
+            handles.append(block.mlp.register_forward_hook(after_mlp(block)))
+        try:
+            with _eval_mode(self.model):
+                out = self.model.forward_with_attention(x)
+        finally:
+            for h in handles:
+                h.remove()
+        self.last_extras = {"token_norms": torch.stack(norms, dim=1)} if norms else {}
+        return out
 
 
 def as_adapter(model: AttentionModel | VisionTransformer) -> AttentionModel:
@@ -142,7 +167,7 @@ class Capture:
             class token first and ``num_prefix_tokens - 1`` further prefix tokens.
         extras: per-image tensors the adapter recorded beside the attention (its
             ``last_extras``): ``token_norms`` ``(L, T)``, ``pool_attention`` ``(T,)``,
-            ``features`` ``(D,)``; empty for our own ViT.
+            ``features`` ``(D,)``; our own ViT records ``token_norms``.
     """
 
     logits: torch.Tensor

@@ -270,6 +270,10 @@ def explain_one(
     }
     if metrics is not None:
         metadata["metrics"] = metrics
+    if settings.map.method == "token-norm":  # the artefact view names its outlier tokens
+        from .saliency.token_norm import capture_outliers
+
+        metadata["token_norm"] = capture_outliers(cap, layer=settings.map.layer)
     return ExplainResult(
         capture=cap,
         grid=grid,

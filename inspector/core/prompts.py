@@ -9,14 +9,20 @@ softmax over the prompts, its top-k the zero-shot ranking, and every gradient me
 image encoder of a bi-modal model: the similarity is the target, relevance propagates through
 the image self-attention) run unchanged on it.
 
-:func:`explain_prompts` is the function the CLI's ``explain --prompt`` calls.
+Text towers: OpenCLIP's (:mod:`inspector.core.library.clip`, its packaged tokenizer) and
+Hugging Face ``CLIPModel`` / ``SiglipModel`` (:mod:`inspector.core.library.hf_text`, the
+tokenizer of the checkpoint's folder).
+
+:func:`explain_prompts` is the function the CLI's ``explain --prompt`` calls; the GUI's prompt
+list uses :func:`with_prompts` (the same adapter as a model whose classes are the prompts) and
+the one per-image pipeline, whose map for prompt ``k`` is :func:`prompt_map`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,11 +31,16 @@ import torch.nn.functional as F
 from .capture import Capture, capture
 from .model import ModelOutput
 
+if TYPE_CHECKING:
+    from .saliency import MapSettings
+
 __all__ = [
     "PromptResult",
     "PromptedAdapter",
     "explain_prompts",
+    "prompt_map",
     "prompted_adapter",
+    "with_prompts",
     "write_prompt_outputs",
 ]
 
@@ -81,8 +92,11 @@ def prompted_adapter(ckpt: Any, prompts: Sequence[str]) -> PromptedAdapter:
     """The adapter of a checkpoint with a text tower (``ckpt.text``) for these prompts."""
     text = getattr(ckpt, "text", None)
     if text is None:
+        notes = "; ".join(getattr(ckpt, "provenance", {}).get("import_notes", []))
+        why = f" ({notes})" if "text prompts" in notes else ""
         raise PromptError(
-            "text prompts need a model with a text tower (OpenCLIP: --arch open_clip:NAME)"
+            "text prompts need a model with a text tower: OpenCLIP (--arch open_clip:NAME) or "
+            f"a Hugging Face CLIPModel / SiglipModel folder with its tokenizer{why}"
         )
     return PromptedAdapter(
         ckpt.adapter, text.embed(prompts), prompts, scale=text.logit_scale, bias=text.logit_bias
@@ -105,25 +119,55 @@ class PromptResult:
     capture: Capture
 
 
+def prompt_map(cap: Capture, k: int, settings: MapSettings) -> np.ndarray:
+    """The ``(rows, cols)`` map (divided by its maximum) of prompt ``k``'s similarity: the
+    method and knobs of ``settings`` with prompt ``k`` as the target class."""
+    from .saliency import compute_map
+
+    return compute_map(cap, settings=settings.replace(class_index=k))
+
+
 def explain_prompts(
-    ckpt: Any, image: torch.Tensor, prompts: Sequence[str], *, method: str = "relevance"
+    ckpt: Any,
+    image: torch.Tensor,
+    prompts: Sequence[str],
+    *,
+    method: str = "relevance",
+    settings: MapSettings | None = None,
 ) -> PromptResult:
     """Capture ``image`` ``(1, 3, S, S)`` once and map each prompt's similarity.
 
     Args:
-        ckpt: an opened checkpoint with a text tower (an OpenCLIP model).
+        ckpt: an opened checkpoint with a text tower (OpenCLIP, Hugging Face CLIP/SigLIP).
         image: the preprocessed image.
         prompts: one or more text prompts.
-        method: a :func:`~inspector.core.readout.readout_map` method; gradient methods
-            (``grad-rollout``, ``relevance``) use the prompt's score.
+        method: the method when ``settings`` is not given (with its default knobs);
+            gradient methods (``grad-rollout``, ``relevance``) use the prompt's score.
+        settings: the method and its knobs (the CLI's flags, the GUI's controls); its
+            ``class_index`` is replaced by each prompt in turn.
     """
-    from .saliency._readout import readout_map
+    from .saliency import MapSettings
 
+    settings = settings or MapSettings(method=method)
     adapter = prompted_adapter(ckpt, prompts)
     cap = capture(adapter, image)
     top = [(adapter.prompts[i], p) for i, p in cap.top_k(5)]
-    maps = {p: readout_map(cap, method, class_index=k) for k, p in enumerate(adapter.prompts)}
+    maps = {p: prompt_map(cap, k, settings) for k, p in enumerate(adapter.prompts)}
     return PromptResult(top, cap.logits.numpy(), maps, cap)
+
+
+def with_prompts(loaded: Any, prompts: Sequence[str]) -> Any:
+    """A :class:`~inspector.core.explain.LoadedModel` whose model is the prompted adapter and
+    whose class names are the prompts: its capture's top-5 is the zero-shot ranking, and the
+    map of class ``k`` (:func:`~inspector.core.pipeline.explain_one`) is prompt ``k``'s."""
+    import dataclasses
+
+    from .explain import LoadedModel
+
+    base = loaded.checkpoint
+    adapter = prompted_adapter(base, prompts)
+    ckpt = dataclasses.replace(base, class_names=list(adapter.prompts))
+    return LoadedModel(ckpt, adapter, loaded.path, loaded.device)  # type: ignore[arg-type]
 
 
 def write_prompt_outputs(
@@ -134,6 +178,7 @@ def write_prompt_outputs(
     *,
     method: str = "relevance",
     overwrite: bool = False,
+    settings: MapSettings | None = None,
 ) -> list[str]:
     """``explain --prompt``: ``<stem>_prompt<k>.npy`` per prompt and ``<stem>_prompts.json``
     (zero-shot top-5, scores, prompt of each map), atomically; returns lines to print."""
@@ -141,22 +186,25 @@ def write_prompt_outputs(
 
     from .explain import load_image
     from .export import check_writable, save_json, save_npy
+    from .saliency import MapSettings
     from .saliency._readout import READOUT_METHODS
 
-    if method not in READOUT_METHODS:
+    if method not in READOUT_METHODS:  # cls-attention / token-norm read no prompt
         method = "relevance"
+    settings = (settings or MapSettings()).replace(method=method)
     path, out = Path(image_path), Path(out_dir)
     stem = path.stem
     targets = [out / f"{stem}_prompt{k}.npy" for k in range(len(prompts))]
     targets.append(out / f"{stem}_prompts.json")
     check_writable(targets, overwrite=overwrite)
     image = load_image(path, loaded)
-    res = explain_prompts(loaded.checkpoint, image.tensor, prompts, method=method)
+    res = explain_prompts(loaded.checkpoint, image.tensor, prompts, settings=settings)
     for k, prompt in enumerate(prompts):
         save_npy(targets[k], res.maps[prompt], overwrite=overwrite)
     record = {
         "image": str(path),
         "method": method,
+        "settings": settings.used_dict(),
         "target": "image-text similarity (scale * cosine)",
         "zero_shot_top5": [{"prompt": p, "probability": q} for p, q in res.top],
         "prompts": [

@@ -21,7 +21,16 @@ import numpy as np
 
 from .token_layout import TokenLayout
 
-__all__ = ["Outlier", "TokenNormView", "token_norm_map", "token_norms"]
+__all__ = [
+    "OUTLIER_Z",
+    "Outlier",
+    "TokenNormView",
+    "token_norm_map",
+    "token_norms",
+]
+
+# The robust z-score above which a patch token is flagged: norm > median + 5 * 1.4826 * MAD.
+OUTLIER_Z = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ def token_norms(outputs: np.ndarray) -> np.ndarray:
 
 
 def token_norm_map(
-    outputs: np.ndarray, layout: TokenLayout, *, layer: int = -1, z: float = 5.0
+    outputs: np.ndarray, layout: TokenLayout, *, layer: int = -1, z: float = OUTLIER_Z
 ) -> TokenNormView:
     """The patch-token norms of one layer as a grid, and that layer's outliers.
 

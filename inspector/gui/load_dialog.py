@@ -1,5 +1,6 @@
 """The checkpoint load dialog: what the file cannot tell (heads, class names, normalisation,
-resize policy, an input size to resample the position table for).
+resize policy, an input size to resample the position table for, the library architecture --
+the CLI's ``--arch NAME``).
 
 It only collects answers; :mod:`inspector.core.load_options` gives them their meaning. Opened
 from File ▸ Open Checkpoint with Options…, and by the main window when a file cannot be opened
@@ -41,6 +42,23 @@ POLICY_ITEMS = [
     ("resize_crop", "Resize the short side, crop the centre"),
 ]
 RESIDUAL_ITEMS = [(None, "Auto (file name, else on)"), (True, "On"), (False, "Off")]
+# Suggestions for the architecture field (it is editable: any timm model name or
+# open_clip:NAME, as the CLI's --arch takes); the empty entry infers it from the weights.
+ARCH_SUGGESTIONS = (
+    "vit_small_patch14_dinov2",
+    "vit_small_patch14_reg4_dinov2",
+    "deit3_small_patch16_224",
+    "eva02_tiny_patch14_224",
+    "beit_base_patch16_224",
+    "vit_base_patch16_clip_224",
+    "vit_base_patch16_clip_quickgelu_224",
+    "vit_base_patch16_siglip_224",
+    "vit_base_patch16_reg4_gap_256",
+    "swin_tiny_patch4_window7_224",
+    "open_clip:ViT-B-32",
+    "open_clip:ViT-B-16",
+)
+ARCH_AUTO = "Infer from the weights"
 
 
 class LoadOptionsDialog(QDialog):
@@ -110,7 +128,22 @@ class LoadOptionsDialog(QDialog):
             "resampled (a multiple of the patch size)"
         )
 
+        # Editable: the suggestions are the families the issue names; any name is accepted
+        # and checked when the weights are loaded (a wrong one is the loader's message).
+        self.arch_combo = QComboBox()
+        self.arch_combo.setEditable(True)
+        self.arch_combo.addItem("")
+        self.arch_combo.addItems(ARCH_SUGGESTIONS)
+        self.arch_combo.lineEdit().setPlaceholderText(ARCH_AUTO)
+        self.arch_combo.setCurrentText(initial.arch or "")
+        self.arch_combo.setToolTip(
+            "The architecture where the weights cannot tell it (--arch): a timm model name "
+            "(e.g. vit_base_patch16_clip_quickgelu_224) or open_clip:NAME (e.g. "
+            "open_clip:ViT-B-32); empty infers it from the keys and shapes"
+        )
+
         form = QFormLayout()
+        form.addRow("Architecture:", self.arch_combo)
         form.addRow("Attention heads:", self.heads_spin)
         form.addRow("Normalisation:", self.normalisation_combo)
         form.addRow("Resize:", self.policy_combo)
@@ -156,6 +189,7 @@ class LoadOptionsDialog(QDialog):
             policy=self.policy_combo.currentData(),
             image_size=self.size_spin.value() or None,
             residual=self.residual_combo.currentData(),
+            arch=self.arch_combo.currentText().strip() or None,
         )
 
     def accept(self) -> None:

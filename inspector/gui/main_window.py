@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         self.dock_widths.track(self.explorer_dock, lambda: EXPLORER_WIDTH)
         # Panels written alongside this window (masks, training, compare) plug in here.
         self.extra_docks: dict[str, QDockWidget] = {}
-        self._install_optional_panels()
+        self._install_panels()
 
         # Status bar
         self.model_label = QLabel("No checkpoint")
@@ -520,6 +520,7 @@ class MainWindow(QMainWindow):
         """Redraw the head/layer grid when what it shows changed (and it is visible); bring the
         compare view up to date."""
         self.sync_compare()
+        self._refresh_tokens()
         if self.capture is None or not self.explorer_dock.isVisible():
             if self.capture is None:
                 self.explorer.clear()
@@ -556,6 +557,33 @@ class MainWindow(QMainWindow):
             m.layer % self.capture.num_layers if m.method == "attention" else None,
             m.head if m.method == "attention" else None,
         )
+
+    def _refresh_tokens(self) -> None:
+        """The token panel (when shown): registers' attention in the current layer and the
+        high-norm outliers (the token-norm layer), both computed by the core."""
+        panel, dock = self.panels.get("tokens"), self.extra_docks.get("tokens")
+        if panel is None or dock is None or not dock.isVisible():
+            return
+        if self.capture is None:
+            panel.clear()
+            return
+        from inspector.core.registers import register_attention
+        from inspector.core.saliency.token_norm import capture_outliers
+
+        s = self.controls.settings()
+        key = (id(self.capture), s.map.layer, s.colormap)
+        if key == getattr(self, "_tokens_key", None):
+            return
+        self._tokens_key = key
+        try:
+            panel.set_registers(register_attention(self.capture, layer=s.map.layer), s.colormap)
+        except Exception as exc:  # noqa: BLE001 - a panel must not break the window
+            panel.set_registers(None)
+            self.show_error(f"Cannot show the registers: {user_message(exc)}")
+        try:
+            panel.set_outliers(capture_outliers(self.capture, layer=s.map.layer))
+        except Exception as exc:  # noqa: BLE001 - e.g. Swin records no token norms
+            panel.set_outliers(None, user_message(exc))
 
     # =========================================================================================
     # Export
@@ -1152,33 +1180,31 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _install_optional_panels(self) -> None:
-        """Masks, training and compare panels, when their modules exist (written separately).
+    def _install_panels(self) -> None:
+        """The masks, training, tokens and prompts panels as docks, and the compare view as a
+        central tab, imported and connected directly (a broken panel is a bug to see, not a
+        panel to leave out silently).
 
         Masks sit in a tab beside the predictions (right); training and compare in tabs beside
         the explorer (left). Each is wrapped in a scroll area so that a tall panel never forces
         the window's minimum size.
         """
-        import importlib
+        from .compare_view import CompareView
+        from .masks_panel import MasksPanel
+        from .prompts_panel import PromptsPanel
+        from .register_view import TokensPanel
+        from .training_panel import TrainingPanel
 
         specs = (
-            ("masks", "inspector.gui.masks_panel", "MasksPanel", "Masks", self.predictions_dock),
-            (
-                "training",
-                "inspector.gui.training_panel",
-                "TrainingPanel",
-                "Training",
-                self.explorer_dock,
-            ),
-            ("compare", "inspector.gui.compare_view", "CompareView", "Compare", None),
+            ("masks", MasksPanel, "Masks", self.predictions_dock),
+            ("training", TrainingPanel, "Training", self.explorer_dock),
+            ("compare", CompareView, "Compare", None),
+            ("tokens", TokensPanel, "Tokens", self.explorer_dock),
+            ("prompts", PromptsPanel, "Prompts", self.controls_dock),
         )
         self.panels: dict[str, QWidget] = {}
-        for key, module, cls_name, title, beside in specs:
-            try:
-                cls = getattr(importlib.import_module(module), cls_name)
-                widget = cls()
-            except Exception:  # noqa: BLE001 - missing or unfinished panel: leave it out
-                continue
+        for key, cls, title, beside in specs:
+            widget = cls()
             if beside is None:  # the compare view: a central tab, not a dock
                 self.central_tabs.addTab(widget, title)
                 self.panels[key] = widget
@@ -1195,6 +1221,7 @@ class MainWindow(QMainWindow):
             self._connect_panel(key, widget)
         self.predictions_dock.raise_()
         self.explorer_dock.raise_()
+        self.controls_dock.raise_()
 
     def _connect_panel(self, key: str, widget: QWidget) -> None:
         """Wire the signals the other panels offer (by name, so either side can evolve)."""
@@ -1210,6 +1237,15 @@ class MainWindow(QMainWindow):
                 self.image_view.set_brush_radius(widget.radius_spin.value())
             if hasattr(widget, "metrics_view"):
                 widget.metrics_view.defer_when_hidden = True  # no metrics for a hidden tab
+        if key == "prompts":  # CLIP / SigLIP text prompts (issue 12): its controller wires it
+            from .prompts_panel import PromptsController
+
+            self.prompts_controller = PromptsController(self, widget)
+        if key == "tokens":  # registers' attention and high-norm outliers (issue 12)
+            widget.tokenChosen.connect(self.controls.set_query)
+            self.extra_docks["tokens"].visibilityChanged.connect(
+                lambda v: v and self._schedule_explorer()
+            )
         if key == "training" and hasattr(widget, "finished"):
             widget.finished.connect(self._on_training_finished)
         if key == "masks":

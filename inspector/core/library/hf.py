@@ -189,6 +189,13 @@ def open_hf_folder(
         num_prefix_tokens=adapter.num_prefix_tokens,
         grid=adapter.grid_size,
     )
+    notes = ["eager attention, output_attentions=True"]
+    text = None
+    if arch in ("CLIPModel", "SiglipModel"):  # text prompts with the folder's tokenizer
+        from .hf_text import hf_text_tower
+
+        text, why = hf_text_tower(model, folder, adapter.kind)
+        notes.append("text prompts: the folder's tokenizer" if text else f"no text prompts: {why}")
     return LibraryCheckpoint(
         config=config,
         adapter=adapter,
@@ -200,6 +207,7 @@ def open_hf_folder(
             "source_file": str(folder),
             "headless": adapter.headless,
             "token_layout": adapter.token_layout.describe(),
-            "import_notes": ["eager attention, output_attentions=True"],
+            "import_notes": notes,
         },
+        text=text,
     )

@@ -51,7 +51,7 @@ def compute_map(
     refusal = getattr(getattr(capture, "adapter", None), "rollout_refusal", None)
     if refusal and "rollout" in settings.method:
         raise SaliencyError(refusal)
-    if readout.uses_readout(capture) and settings.query == 0:
+    if readout.uses_readout(capture) and settings.query == 0 and info.reads_output_row:
         if settings.method not in readout.READOUT_METHODS:
             raise SaliencyError(
                 f"{info.label} reads the class token, which this model does not classify from "

@@ -8,6 +8,7 @@ the exports' metadata and the compare view all read this registry.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,9 @@ class MethodInfo:
         compute: ``(capture, settings, rescale) -> (rows, cols) float32``; with ``rescale`` the
             map is divided by its maximum (all-zero stays zero), else the method's raw values.
         order: position in menus and shortcuts (Ctrl+1 is the lowest).
+        reads_output_row: the map is a row of a token-by-token matrix read at the model's
+            output (class token, mean, attention pool); False for maps of the tokens
+            themselves (``token-norm``), which need no output row.
     """
 
     name: str
@@ -57,6 +61,7 @@ class MethodInfo:
     needs_gradients: bool
     compute: Callable[..., Any]
     order: int = 100
+    reads_output_row: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.uses) - SETTING_NAMES
@@ -72,15 +77,7 @@ def register(info: MethodInfo) -> MethodInfo:
     if info.name in _REGISTRY and _REGISTRY[info.name] is not info:
         raise SaliencyError(f"saliency method {info.name!r} is registered twice")
     uses = set(info.uses) | ({"class_index", "target"} if info.needs_gradients else set())
-    full = MethodInfo(
-        info.name,
-        info.label,
-        info.description,
-        frozenset(uses),
-        info.needs_gradients,
-        info.compute,
-        info.order,
-    )
+    full = dataclasses.replace(info, uses=frozenset(uses))
     _REGISTRY[info.name] = full
     return full
 
