@@ -172,3 +172,57 @@ class CliProcess(QObject):
             self.exit_code, self.crashed = -1, True
             reason = self.process.errorString()
             self.ended.emit(-1, True, f"cannot start {sys.executable}: {reason}")
+
+
+class CliJob(QObject):
+    """What the training and the study jobs share: one :class:`CliProcess`, its log lines,
+    cancel (SIGTERM), wait and kill, and the outcome when the child sent no ``result``.
+
+    Subclasses handle ``event`` dicts in ``_on_event`` (a ``result`` event goes into
+    ``_outcome``) and turn the end into their own ``done`` signal in ``_on_ended``.
+    """
+
+    log = Signal(str)
+
+    def __init__(
+        self, args: list[str], what: str, not_started: str, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.what = what  # "training", "study": names the process in messages
+        self._not_started = not_started  # the message of a cancel before the work began
+        self.process = CliProcess(args, self)
+        self.process.event.connect(self._on_event)
+        self.process.text.connect(self.log)
+        self.process.ended.connect(self._on_ended)
+        self._outcome: dict | None = None
+        self._stop_requested = False
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        """SIGTERM: the child stops before its next step, keeping what it finished."""
+        self._stop_requested = True
+        self.process.terminate()
+
+    def wait(self, timeout_ms: int) -> bool:
+        return self.process.wait(timeout_ms)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def _on_event(self, e: dict) -> None:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def _on_ended(self, code: int, crashed: bool, error: str) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _ended_without_result(self, code: int, crashed: bool, error: str) -> tuple[str, str]:
+        """(status, message) of a child that ended without its ``result`` line."""
+        if code == 0 and not crashed:
+            return "failed", f"the {self.what} process reported no result"
+        if self._stop_requested and (crashed or code == EXIT_TERMINATED):
+            # SIGTERM before the CLI's handler was installed (still importing): nothing
+            # was written yet.
+            return "stopped", self._not_started
+        return "failed", error or f"the {self.what} process ended with exit status {code}"

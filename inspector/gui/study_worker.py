@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from .cli_process import EXIT_TERMINATED, CliProcess
+from .cli_process import CliJob
 
 _CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_accuracy")
 
@@ -62,7 +62,7 @@ def study_args(spec: Any, out_dir: Path) -> list[str]:
     return [*args, f"--out={out_dir}", "--events=json"]
 
 
-class StudyProcess(QObject):
+class StudyProcess(CliJob):
     """Runs one study (``inspector.core.study.StudySpec``) into ``out_dir`` as
     ``vit-inspector ablate --events json`` in a child process, read on the GUI thread.
 
@@ -78,22 +78,17 @@ class StudyProcess(QObject):
             "wall_seconds": s}`` (``rows`` as :func:`inspector.core.study.aggregate`).
     """
 
-    log = Signal(str)
     progress = Signal(dict)
     done = Signal(str, str, dict)
 
     def __init__(self, spec: Any, out_dir: Path, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        out = Path(out_dir)
+        not_started = "cancelled before the study started"
+        super().__init__(study_args(spec, out), "study", not_started, parent)
         self.spec = spec
-        self.out_dir = Path(out_dir)
-        self.process = CliProcess(study_args(spec, self.out_dir), self)
-        self.process.event.connect(self._on_event)
-        self.process.text.connect(self.log)
-        self.process.ended.connect(self._on_ended)
+        self.out_dir = out
         self._started = 0.0  # the child's clock at the study's start event
         self._start_fraction = 0.0
-        self._outcome: dict[str, Any] | None = None
-        self._stop_requested = False
         # Set before ``done`` is emitted (window close waits and reads it).
         self.result: tuple[str, str, dict] | None = None
 
@@ -103,18 +98,7 @@ class StudyProcess(QObject):
             f"seed(s), {self.spec.epochs} epochs, {self.spec.jobs} job(s) -> "
             f"{self.out_dir}; loading the data in a study process ..."
         )
-        self.process.start()
-
-    def stop(self) -> None:
-        """SIGTERM: the study stops between steps, keeping finished models and epochs."""
-        self._stop_requested = True
-        self.process.terminate()
-
-    def wait(self, timeout_ms: int) -> bool:
-        return self.process.wait(timeout_ms)
-
-    def kill(self) -> None:
-        self.process.kill()
+        super().start()
 
     @Slot(dict)
     def _on_event(self, e: dict) -> None:
@@ -162,10 +146,7 @@ class StudyProcess(QObject):
             status, message = "finished", str(out["message"])
         elif out is not None:
             status, message, payload = "stopped", str(out["message"]), {}
-        elif self._stop_requested and (crashed or code == EXIT_TERMINATED):
-            status, message, payload = "stopped", "cancelled before the study started", {}
         else:
-            status, payload = "failed", {}
-            message = error or f"the study process ended with exit status {code}"
+            (status, message), payload = self._ended_without_result(code, crashed, error), {}
         self.result = (status, message, payload)
         self.done.emit(status, message, payload)

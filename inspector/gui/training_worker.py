@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from .cli_process import EXIT_TERMINATED, CliProcess
+from .cli_process import CliJob
 
 DatasetKind = Literal["synthetic", "tiny-imagenet", "folder"]
 
@@ -125,7 +125,7 @@ def training_args(job: TrainingJob) -> list[str]:
     return [*args, f"--out={job.out_dir}", "--events=json"]
 
 
-class TrainingProcess(QObject):
+class TrainingProcess(CliJob):
     """Runs one :class:`TrainingJob` as ``vit-inspector train --events json`` in a child
     process (:class:`~inspector.gui.cli_process.CliProcess`), read on the GUI thread.
 
@@ -140,39 +140,22 @@ class TrainingProcess(QObject):
             and the path of the model to open (``best.pt``; empty when there is none).
     """
 
-    log = Signal(str)
     step = Signal(dict)
     epoch = Signal(dict)
     done = Signal(str, str, str)
 
     def __init__(self, job: TrainingJob, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        not_started = "cancelled before training started"
+        super().__init__(training_args(job), "training", not_started, parent)
         self.job = job
-        self.process = CliProcess(training_args(job), self)
-        self.process.event.connect(self._on_event)
-        self.process.text.connect(self.log)
-        self.process.ended.connect(self._on_ended)
         self._train_started = 0.0  # the child's clock when the data were loaded
-        self._outcome: dict[str, Any] | None = None
-        self._stop_requested = False
         # Set before ``done`` is emitted: window close waits and reads it.
         self.result: tuple[str, str, str] | None = None
 
     def start(self) -> None:
         verb = "resuming" if self.job.resume else "loading"
         self.log.emit(f"{verb} {self.job.dataset.describe()} in a training process ...")
-        self.process.start()
-
-    def stop(self) -> None:
-        """Ask the child to stop before its next step (SIGTERM; returns at once)."""
-        self._stop_requested = True
-        self.process.terminate()
-
-    def wait(self, timeout_ms: int) -> bool:
-        return self.process.wait(timeout_ms)
-
-    def kill(self) -> None:
-        self.process.kill()
+        super().start()
 
     @Slot(dict)
     def _on_event(self, e: dict) -> None:
@@ -205,14 +188,7 @@ class TrainingProcess(QObject):
         if out is not None:
             status, message = str(out["status"]), str(out["message"])
             path = str(out.get("best") or "") if status == "finished" else ""
-        elif code == 0 and not crashed:
-            status, message, path = "failed", "the training process reported no result", ""
-        elif self._stop_requested and (crashed or code == EXIT_TERMINATED):
-            # SIGTERM before the CLI's handler was installed (still importing): nothing
-            # was written yet.
-            status, message, path = "stopped", "cancelled before training started", ""
         else:
-            status, path = "failed", ""
-            message = error or f"the training process ended with exit status {code}"
+            (status, message), path = self._ended_without_result(code, crashed, error), ""
         self.result = (status, message, path)
         self.done.emit(status, message, path)
