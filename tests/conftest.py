@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,5 +34,8 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    store = sys.modules.get("inspector.gui.settings_store")
+    if store is not None:  # the app's one QSettings store: rebuilt under this HOME
+        monkeypatch.setattr(store, "_store", None)
     # One build cache for the session: the attention kernel compiles once, not once per HOME.
     monkeypatch.setenv("VIT_INSPECTOR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

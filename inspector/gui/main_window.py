@@ -72,6 +72,7 @@ from .export_dialog import ExportDialog, ExportError, export_overlay, mask_sourc
 from .load_dialog import LoadOptionsDialog
 from .map_frame import MapFrame, caption_text
 from .predictions import PredictionsPanel
+from .settings_store import store, use_store
 from .thumbnails import ThumbnailStrip
 from .workers import BackgroundRunner, user_message
 
@@ -126,9 +127,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("ViT Inspector")
         self.setAcceptDrops(True)
-        self.settings_store = settings or QSettings(
-            QSettings.Format.IniFormat, QSettings.Scope.UserScope, "vit-inspector", "vit-inspector"
-        )
+        self.settings_store = use_store(settings) if settings is not None else store()
         self.runner = BackgroundRunner(self)
         self.runner.finished.connect(self._on_job_finished)
         self.runner.failed.connect(self._on_job_failed)

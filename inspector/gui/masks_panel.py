@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from . import settings_store
 from .workers import BackgroundRunner
 
 SETTINGS_WEIGHTS = "masks/maskrcnn_weights"
@@ -372,12 +373,12 @@ class MasksPanel(QWidget):
         from inspector.core.masks import MASKRCNN_VARIANTS
 
         self.variant_combo.addItems(list(MASKRCNN_VARIANTS))
-        settings = QSettings()
+        settings = settings_store.store()
         variant = str(settings.value(SETTINGS_VARIANT, MASKRCNN_VARIANTS[0]))
         if variant in MASKRCNN_VARIANTS:
             self.variant_combo.setCurrentText(variant)
         self.variant_combo.currentTextChanged.connect(
-            lambda v: QSettings().setValue(SETTINGS_VARIANT, v)
+            lambda v: settings_store.store().setValue(SETTINGS_VARIANT, v)
         )
         rf.addRow("Variant", self.variant_combo)
         self.score_spin = _dspin(0.3, "Keep detections with score >= this (paper: 0.3)")
@@ -574,11 +575,11 @@ class MasksPanel(QWidget):
 
     # ------------------------------------------------------------------ Mask R-CNN
     def maskrcnn_weights(self) -> str:
-        return str(QSettings().value(SETTINGS_WEIGHTS, "") or "")
+        return str(settings_store.store().value(SETTINGS_WEIGHTS, "") or "")
 
     def set_maskrcnn_weights(self, path: str | Path) -> None:
         """The weights file the user chose once; remembered in QSettings."""
-        QSettings().setValue(SETTINGS_WEIGHTS, str(path))
+        settings_store.store().setValue(SETTINGS_WEIGHTS, str(path))
         self._segmenter = self._segmenter_key = None
         self._show_weights()
 
@@ -731,7 +732,7 @@ class MasksPanel(QWidget):
             self._update_state()
 
     def _browse_mask(self) -> None:
-        settings = QSettings()
+        settings = settings_store.store()
         path, _ = QFileDialog.getOpenFileName(
             self,
             "Open mask",

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QBoxLayout,
     QCheckBox,
@@ -65,6 +65,7 @@ from inspector.core.config import (
     preset,
 )
 
+from . import settings_store
 from .layout import row
 from .study_box import StudyBox, StudyTable
 from .study_worker import StudyProcess
@@ -503,7 +504,7 @@ class TrainingPanel(QWidget):
         self.classes_spin.setMaximum(len(SYNTHETIC_CLASSES) if kind == "synthetic" else 200)
 
     def _browse_data(self) -> None:
-        settings = QSettings()
+        settings = settings_store.store()
         start = self.data_path_edit.text() or str(settings.value("training/data_dir", ""))
         folder = QFileDialog.getExistingDirectory(self, "Dataset folder", start)
         if folder:
@@ -511,7 +512,7 @@ class TrainingPanel(QWidget):
             settings.setValue("training/data_dir", folder)
 
     def _browse_out(self) -> None:
-        settings = QSettings()
+        settings = settings_store.store()
         start = self.out_edit.text() or str(settings.value("training/out_dir", ""))
         folder = QFileDialog.getExistingDirectory(self, "Output folder", start)
         if folder:
