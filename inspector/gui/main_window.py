@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressDialog,
     QScrollArea,
     QSplitter,
     QTabWidget,
@@ -50,7 +49,6 @@ from inspector.core.explain import (
     load_image,
     open_model,
 )
-from inspector.core.figure import DEFAULT_SIZE
 from inspector.core.imageio import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -64,16 +62,16 @@ from inspector.core.pipeline import align_mask, explain_one, unalign_mask
 from inspector.core.saliency import registry
 
 from .attention_grid import AttentionGrid
-from .batch_export import BatchExport, existing_targets, plan_batch
+from .batch_export import BatchExport
 from .controls import ControlsPanel, ViewSettings
 from .dock_widths import DockWidths
 from .drops import classify_paths
-from .export_dialog import ExportDialog, ExportError, export_overlay, mask_source, suggested_name
 from .load_dialog import LoadOptionsDialog
 from .map_frame import MapFrame, caption_text
 from .predictions import PredictionsPanel
 from .settings_store import store, use_store
 from .thumbnails import ThumbnailStrip
+from .window_export import WindowExports
 from .workers import BackgroundRunner, user_message
 
 __all__ = ["MainWindow", "RenderResult"]
@@ -129,6 +127,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings_store = use_store(settings) if settings is not None else store()
         self.runner = BackgroundRunner(self)
+        self.exports = WindowExports(self)
         self.runner.finished.connect(self._on_job_finished)
         self.runner.failed.connect(self._on_job_failed)
 
@@ -157,7 +156,6 @@ class MainWindow(QMainWindow):
         self._pending_mask: Path | None = None
         self._requested_image: Path | None = None  # newest image asked for (may be loading)
         self._syncing_mask = False  # the window is pushing its mask into the masks panel
-        self.batch: BatchExport | None = None
 
         # Widgets
         self.map_frame = MapFrame()
@@ -585,223 +583,21 @@ class MainWindow(QMainWindow):
             panel.set_outliers(None, user_message(exc))
 
     # =========================================================================================
-    # Export
+    # Export (window_export.py)
     # =========================================================================================
-    def export_overlay(
-        self,
-        path: str | Path,
-        *,
-        overwrite: bool = False,
-        size: int = DEFAULT_SIZE,
-        colorbar: bool = True,
-        outline: bool = True,
-    ) -> list[Path]:
-        """Write the figure PNG (``size`` px, mask outline, colour bar; settings in its
-        metadata), the map ``.npy``, the raw map ``_raw.npy`` and the ``.json`` beside it.
-
-        Raises:
-            ExportError: nothing to export, or a file exists and ``overwrite`` is False.
-        """
-        r = self.last_render
-        if r is None or r.full is None or r.explained is None:
-            raise ExportError("Nothing to export yet: open a checkpoint and an image first")
-        return export_overlay(
-            Path(path),
-            r.explained,
-            self.export_metadata(),
-            smoothing=r.settings.smoothing,
-            colormap=r.settings.colormap,
-            mask=self.mask,
-            size=size,
-            colorbar=colorbar,
-            outline=outline,
-            overwrite=overwrite,
-        )
+    def export_overlay(self, path: str | Path, **options: Any) -> list[Path]:
+        """The figure PNG, the map ``.npy``, the raw ``_raw.npy`` and the ``.json``
+        (:meth:`WindowExports.export_overlay`)."""
+        return self.exports.export_overlay(path, **options)
 
     def export_metadata(self) -> dict:
-        r = self.last_render
-        panel = self.panels.get("masks")
-        meta = {
-            "settings": r.settings.to_metadata() if r else {},
-            "checkpoint": str(self.loaded.path) if self.loaded and self.loaded.path else None,
-            "image": str(self.image_path) if self.image_path else None,
-            # The mask's source: its file, or one made in the app (painted, box, dataset...).
-            "mask": mask_source(
-                self.mask,
-                self.mask_path,
-                panel.source() if hasattr(panel, "source") else "",
-                self.ground_truth.annotation if self.ground_truth else None,
-            ),
-            "smm": r.smm if r else None,
-            "flags": list(self.map_flags),
-        }
-        if self.capture is not None and self.loaded is not None:
-            c = self.capture.predicted_class
-            meta["predicted_class"] = c
-            meta["predicted_name"] = self.loaded.class_names[c]
-            meta["probability"] = float(self.capture.probabilities[c])
-            if r is not None and r.settings.map.needs_gradients:
-                target = self.capture.resolve_class(r.settings.map.class_index)
-                meta["target_class"] = target
-                meta["target_name"] = self.loaded.class_names[target]
-        return meta
+        return self.exports.export_metadata()
 
-    def _export_dialog(self) -> None:
-        if self.last_render is None or self.last_render.full is None:
-            self.show_error("Nothing to export yet: open a checkpoint and an image first")
-            return
-        start = self.settings_store.value("export/folder", str(Path.home()))
-        dialog = ExportDialog(
-            self.export_overlay,
-            start,
-            suggested_name(self.image_path, self.last_render.settings),
-            has_mask=self.mask is not None,
-            parent=self,
-        )
-        self._open_export_dialog(dialog)
+    def export_grid(self, path: str | Path, **options: Any) -> Path:
+        return self.exports.export_grid(path, **options)
 
-    def _open_export_dialog(self, dialog: ExportDialog) -> None:
-        def done(written: list) -> None:
-            self.settings_store.setValue("export/folder", str(Path(written[0]).parent))
-            self.statusBar().showMessage("Wrote " + ", ".join(Path(p).name for p in written), 6000)
-
-        dialog.exported.connect(done)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.export_dialog = dialog  # for tests and to keep it alive while open
-        dialog.open()
-
-    def export_grid(self, path: str | Path, *, overwrite: bool = False, scale: int = 6) -> Path:
-        """Write the head/layer grid PNG (settings in its metadata).
-
-        Raises:
-            ExportError: the grid is empty, or the file exists and ``overwrite`` is False.
-        """
-        self.refresh_explorer()  # draw what the settings say now, not the debounced grid
-        if self.explorer.is_empty():
-            raise ExportError("The head/layer grid is empty: open a checkpoint and an image first")
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise ExportError(f"{path.name} already exists in {path.parent}")
-        try:
-            return self.explorer.export_png(
-                path, self.export_metadata(), overwrite=overwrite, scale=scale
-            )
-        except FileExistsError:
-            raise ExportError(f"{path.name} already exists in {path.parent}") from None
-        except OSError as exc:
-            raise ExportError(f"Cannot write {path.name}: {exc.strerror or exc}") from None
-
-    # -- batch --------------------------------------------------------------------------------
-    def batch_images(self) -> list[Path]:
-        """The images a batch export covers: the open folder's, else the current image."""
-        if self.strip.count():
-            return list(self.strip.paths())
-        return [self.image_path] if self.image_path is not None else []
-
-    def batch_export(self, out_dir: str | Path, *, overwrite: bool = False) -> BatchExport:
-        """Export every image of the open folder with the current settings, on a worker thread
-        (``batchFinished(BatchResult)`` at the end).
-
-        Raises:
-            ExportError: no model, no images, a batch already running, or files exist and
-                ``overwrite`` is False (nothing is written then).
-        """
-        if self.loaded is None:
-            raise ExportError("Open a checkpoint first")
-        if self.batch is not None and self.batch.is_running():
-            raise ExportError("A batch export is already running")
-        out_dir = Path(out_dir)
-        if not out_dir.is_dir():
-            raise ExportError(f"Folder {out_dir} does not exist")
-        items = plan_batch(self.batch_images(), out_dir, self.controls.settings())
-        ckpt = str(self.loaded.path) if self.loaded.path else None
-        job = BatchExport(
-            self.loaded, items, self.controls.settings(), ckpt, overwrite=overwrite, parent=self
-        )
-        job.progress.connect(
-            lambda d, t, n: self.statusBar().showMessage(f"Batch export: {d}/{t} ({n})")
-        )
-        job.finished.connect(self._on_batch_finished)
-        self.batch = job
-        job.start()
-        return job
-
-    def _on_batch_finished(self, result) -> None:
-        n = len(result.written) // 4  # four files per image
-        text = f"Batch export {result.status}: {n} of {result.total} image(s) written"
-        if result.errors:
-            self.show_error(f"{text}; {len(result.errors)} failed: {result.errors[0]}")
-        else:
-            self.statusBar().showMessage(text, 8000)
-        self.batchFinished.emit(result)
-
-    def _batch_dialog(self) -> None:
-        images = self.batch_images()
-        if self.loaded is None or not images:
-            self.show_error(
-                "Batch export needs a checkpoint and a folder of images (File ▸ Open Folder…)"
-            )
-            return
-        start = self.settings_store.value("export/folder", str(Path.home()))
-        folder = QFileDialog.getExistingDirectory(
-            self, f"Export {len(images)} image(s) to folder", str(start)
-        )
-        if not folder:
-            return
-        self.settings_store.setValue("export/folder", folder)
-        overwrite = False
-        try:
-            existing = existing_targets(plan_batch(images, Path(folder), self.controls.settings()))
-        except ExportError as exc:
-            self.show_error(str(exc))
-            return
-        if existing:
-            answer = QMessageBox.question(
-                self,
-                "Replace files?",
-                f"{len(existing)} file(s) already exist in {folder} "
-                f"(e.g. {existing[0].name}).\n\nReplace them?",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-            overwrite = True
-        try:
-            job = self.batch_export(folder, overwrite=overwrite)
-        except ExportError as exc:
-            self.show_error(str(exc))
-            return
-        dialog = QProgressDialog(
-            f"Exporting {len(images)} image(s)…", "Cancel", 0, len(images), self
-        )
-        dialog.setWindowTitle("Batch export")
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(300)
-        dialog.canceled.connect(job.cancel)
-        job.progress.connect(lambda d, _t, _n: dialog.setValue(d))
-        job.finished.connect(lambda _r: dialog.reset())
-
-    def _export_grid_dialog(self) -> None:
-        if self.explorer.is_empty():
-            self.show_error("The head/layer grid is empty: open a checkpoint and an image first")
-            return
-        start = self.settings_store.value("export/folder", str(Path.home()))
-        stem = self.image_path.stem if self.image_path else "grid"
-
-        def export(path: Path, *, overwrite: bool, size: int, **_figure: object) -> list[Path]:
-            return [self.export_grid(path, overwrite=overwrite, scale=size)]
-
-        dialog = ExportDialog(
-            export,
-            start,
-            f"{stem}_grid.png",
-            title="Export head/layer grid",
-            size_label="Cell enlargement (×)",
-            size=6,
-            size_range=(1, 32),
-            figure_options=False,
-            parent=self,
-        )
-        self._open_export_dialog(dialog)
+    def batch_export(self, out_dir: str | Path, **options: Any) -> BatchExport:
+        return self.exports.batch_export(out_dir, **options)
 
     # =========================================================================================
     # Errors and messages
@@ -1527,21 +1323,21 @@ class MainWindow(QMainWindow):
             file_menu,
             "&Export Overlay…",
             "Ctrl+E",
-            self._export_dialog,
+            self.exports.overlay_dialog,
             "Save the overlay PNG (settings in its metadata) and the raw map .npy",
         )
         self._action(
             file_menu,
             "Export &Grid…",
             "Ctrl+Shift+E",
-            self._export_grid_dialog,
+            self.exports.grid_dialog,
             "Save the head/layer grid as PNG",
         )
         self._action(
             file_menu,
             "&Batch Export Folder…",
             "Ctrl+Alt+E",
-            self._batch_dialog,
+            self.exports.batch_dialog,
             "Export every image of the open folder (overlay PNG + .npy) with the current settings",
         )
         file_menu.addSeparator()
@@ -1831,9 +1627,9 @@ class MainWindow(QMainWindow):
         self.settings_store.setValue("window/geometry", self.saveGeometry())
         self.settings_store.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings_store.sync()
-        if self.batch is not None and self.batch.is_running():
-            self.batch.cancel()  # files already written stay; the current one is atomic
-            self.batch.wait(30_000)
+        if self.exports.batch is not None and self.exports.batch.is_running():
+            self.exports.batch.cancel()  # files already written stay; the current one is atomic
+            self.exports.batch.wait(30_000)
         for panel in self.panels.values():
             panel.close()  # lets each panel stop its own workers
         self.runner.shutdown(10_000)
