@@ -176,7 +176,7 @@ class PromptsController(QObject):
         self._rid = None
         base, prompted = result  # type: ignore[misc]
         # A checkpoint the user opened meanwhile wins: use_model would make its load stale.
-        loading = self.window.runner.latest("model") in getattr(self.window, "_jobs", {})
+        loading = self.window.jobs.loading_model()
         if base is self.base and prompted.class_names == self.panel.prompts() and not loading:
             self.window.use_model(prompted)
 

@@ -1,0 +1,129 @@
+"""The window's widgets and where they sit: the image (and the compare view) in central tabs,
+the method panel, predictions and masks on the right, the head/layer grid, training and tokens
+on the left, the status bar; default dock sizes and the saved layout.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QScrollArea, QSplitter, QTabWidget
+
+from .attention_grid import AttentionGrid
+from .controls import ControlsPanel
+from .dock_widths import DockWidths
+from .map_frame import MapFrame
+from .predictions import PredictionsPanel
+from .thumbnails import ThumbnailStrip
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+__all__ = ["WindowLayout", "build_widgets"]
+
+EXPLORER_WIDTH = 300  # px: the head/layer grid's default dock width
+CONTROLS_WIDTH = 320  # px: the method / predictions / masks column
+LAYOUT_VERSION = 3  # bump when the docks change, so an old saved layout is ignored
+
+
+def _scrolled(widget, *, horizontal: bool = True) -> QScrollArea:
+    """A tall panel in a scroll area never sets the window's minimum height."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    if not horizontal:
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(widget)
+    return scroll
+
+
+def build_widgets(w: MainWindow) -> None:
+    """Create the central tabs, the three core docks and the status bar on ``w``."""
+    w.map_frame = MapFrame()
+    w.image_view = w.map_frame.image_view
+    w.strip = ThumbnailStrip()
+    w.strip.setVisible(False)
+    centre = QSplitter(Qt.Orientation.Vertical)
+    centre.addWidget(w.map_frame)
+    centre.addWidget(w.strip)
+    centre.setStretchFactor(0, 1)
+    centre.setCollapsible(0, False)
+    # The image is the point of the window: docks (or an old saved layout) never squeeze it.
+    w.image_view.setMinimumSize(260, 320)  # + the colour bar: ~320 px wide
+    # The compare view is a central tab beside the image: it needs the room (issue 11).
+    w.central_tabs = QTabWidget()
+    w.central_tabs.setDocumentMode(True)
+    w.central_tabs.addTab(centre, "Image")
+    w.setCentralWidget(w.central_tabs)
+
+    w.controls = ControlsPanel()
+    w.predictions = PredictionsPanel()
+    w.explorer = AttentionGrid()
+    right, left = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
+    controls_scroll = _scrolled(w.controls, horizontal=False)
+    bar = controls_scroll.style().pixelMetric(
+        controls_scroll.style().PixelMetric.PM_ScrollBarExtent
+    )
+    controls_scroll.setMinimumWidth(w.controls.minimumSizeHint().width() + bar)
+    w.controls_dock = w.add_dock("Method", controls_scroll, right)
+    w.predictions_dock = w.add_dock("Predictions", w.predictions, right)
+    w.explorer_dock = w.add_dock("Heads × layers", w.explorer, left)
+    # Tabs of the left area each keep their own width (the image keeps the middle).
+    w.dock_widths = DockWidths(w)
+    w.dock_widths.track(w.explorer_dock, lambda: EXPLORER_WIDTH)
+    w.extra_docks: dict[str, QDockWidget] = {}  # the panels' docks (window_panels.py)
+
+    w.model_label = QLabel("No checkpoint")
+    w.image_label = QLabel("No image")
+    w.smm_label = QLabel("")
+    w.timing_label = QLabel("")
+    for label in (w.model_label, w.image_label, w.smm_label, w.timing_label):
+        label.setContentsMargins(6, 0, 6, 0)
+        w.statusBar().addPermanentWidget(label)
+    # Labels that change on every render get a fixed size: a fixed-size widget's new text
+    # repaints the label only, instead of laying out the whole status bar again.
+    for label, widest in ((w.smm_label, "SMM 0.000 "), (w.timing_label, "map 9999.9 ms")):
+        width = label.fontMetrics().horizontalAdvance(widest) + 14
+        label.setFixedSize(width, label.sizeHint().height())
+    w.smm_label.setToolTip("SMM: IoU between the saliency above the threshold and the mask")
+
+
+class WindowLayout:
+    """Default dock sizes, and the layout saved with the window (``window.layout_sizes``)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.w = window
+
+    def restore(self) -> None:
+        store = self.w.settings_store
+        geometry, state = store.value("window/geometry"), store.value("window/state")
+        self.w.restored_geometry = False
+        if isinstance(geometry, QByteArray):
+            self.w.restored_geometry = self.w.restoreGeometry(geometry)
+        if not (isinstance(state, QByteArray) and self.w.restoreState(state, LAYOUT_VERSION)):
+            # Dock sizes only stick once the window has its real size: after the first show.
+            QTimer.singleShot(0, self.default_sizes)
+
+    def save(self) -> None:
+        store = self.w.settings_store
+        store.setValue("window/geometry", self.w.saveGeometry())
+        store.setValue("window/state", self.w.saveState(LAYOUT_VERSION))
+        store.sync()
+
+    def predictions_height(self) -> int:
+        """The predictions' rows: what the method panel leaves (at least ~3 rows at 720)."""
+        return max(110, self.w.height() - self.w.controls.sizeHint().height() - 160)
+
+    def default_sizes(self) -> None:
+        """Default proportions: the image gets the middle; explorer and controls the sides."""
+        w = self.w
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        w.resizeDocks(
+            [w.explorer_dock, w.controls_dock], [EXPLORER_WIDTH, CONTROLS_WIDTH], horizontal
+        )
+        w.resizeDocks(
+            [w.controls_dock, w.predictions_dock],
+            [w.controls.sizeHint().height(), self.predictions_height()],
+            vertical,
+        )
