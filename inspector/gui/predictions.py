@@ -108,6 +108,20 @@ class PredictionsPanel(QWidget):
         self.table.setVisible(bool(top))
         self.empty.setVisible(not top)
 
+    def rows_height(self, rows: int = 5) -> int:
+        """The panel's height that shows ``rows`` rows of the table (header, class chooser and
+        margins included): what the window gives it by default."""
+        table = self.table
+        row = table.verticalHeader().defaultSectionSize()
+        header = table.horizontalHeader().sizeHint().height()
+        frame = 2 * table.frameWidth()
+        margins = self.layout().contentsMargins()
+        spacing = self.layout().spacing()
+        extra = margins.top() + margins.bottom() + 2 * spacing + self.any_class.sizeHint().height()
+        if self.truth.isVisibleTo(self):  # "True class: ..." under the chooser
+            extra += self.truth.sizeHint().height() + spacing
+        return header + rows * row + frame + extra + 2
+
     def clear(self, message: str = "No prediction yet: open a checkpoint and an image.") -> None:
         self.truth.setVisible(False)
         self.table.setRowCount(0)

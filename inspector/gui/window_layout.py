@@ -112,8 +112,19 @@ class WindowLayout:
         store.sync()
 
     def predictions_height(self) -> int:
-        """The predictions' rows: what the method panel leaves (at least ~3 rows at 720)."""
-        return max(110, self.w.height() - self.w.controls.sizeHint().height() - 160)
+        """The top-5 rows in full; at most 45% of the window (the method panel, which
+        scrolls, keeps the rest)."""
+        dock = self.w.predictions_dock
+        title = dock.height() - dock.widget().height() if dock.isVisible() else 0
+        title = title if 0 < title < 60 else dock.fontMetrics().height() + 10  # the title bar
+        return min(self.w.predictions.rows_height(5) + title, int(self.w.height() * 0.45))
+
+    def masks_height(self) -> int:
+        """All of the masks panel when the screen allows; the method panel above keeps at
+        least 37% of the window (at 720 px: its first seven rows)."""
+        panel, dock = self.w.panels["masks"], self.w.extra_docks["masks"]
+        column = self.w.controls_dock.height() + dock.height()  # the two share it
+        return min(panel.sizeHint().height() + 40, column - int(self.w.height() * 0.37))
 
     def default_sizes(self) -> None:
         """Default proportions: the image gets the middle; explorer and controls the sides."""
@@ -124,6 +135,6 @@ class WindowLayout:
         )
         w.resizeDocks(
             [w.controls_dock, w.predictions_dock],
-            [w.controls.sizeHint().height(), self.predictions_height()],
+            [max(1, w.height() - self.predictions_height()), self.predictions_height()],
             vertical,
         )

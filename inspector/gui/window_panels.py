@@ -97,11 +97,7 @@ class WindowPanels:
             bar = masks.style().pixelMetric(masks.style().PixelMetric.PM_ScrollBarExtent)
             masks.widget().setMinimumWidth(widget.minimumSizeHint().width() + bar + 2)
 
-            # All of the panel when the screen allows; the method panel keeps a strip.
-            def masks_height(w=widget) -> int:
-                return min(w.sizeHint().height() + 40, self.w.height() - 220)
-
-            self.w.dock_widths.track(masks, masks_height, v, method)
+            self.w.dock_widths.track(masks, self.w.layout_sizes.masks_height, v, method)
             self.w.dock_widths.track(
                 self.w.predictions_dock, self.w.layout_sizes.predictions_height, v, method
             )

@@ -72,7 +72,7 @@ def test_masks_panel_fits_without_clipping(qtbot, window, size):
     qtbot.waitUntil(lambda: panel.isVisible() and panel.width() > 0, timeout=5000)
     # Raised, the masks tab gets room of its own under the method panel (not the few rows the
     # predictions need), and the predictions get their height back when raised again.
-    qtbot.waitUntil(lambda: dock.height() >= 0.45 * window.height(), timeout=5000)
+    qtbot.waitUntil(lambda: dock.height() >= 0.4 * window.height(), timeout=5000)
     QApplication.processEvents()
     assert not scroll.horizontalScrollBar().isVisible()
     assert panel.width() <= scroll.viewport().width()
@@ -85,7 +85,34 @@ def test_masks_panel_fits_without_clipping(qtbot, window, size):
     help_label = panel.metrics_view.smm_help
     assert help_label.isVisible() and "IoU" in help_label.text() and "mask" in help_label.text()
     window.predictions_dock.raise_()
-    qtbot.waitUntil(lambda: window.predictions_dock.height() <= 0.3 * window.height(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.predictions_dock.height() <= 0.45 * window.height(), timeout=5000
+    )
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_predictions_show_all_five_rows_and_the_method_panel_keeps_room(qtbot, window, files, size):
+    from gui_helpers import loaded
+
+    loaded(qtbot, window, files)
+    _settle(qtbot, window, *size)
+    table = window.predictions.table
+    assert table.rowCount() == 5
+
+    def all_rows_shown() -> bool:
+        viewport = table.viewport().rect()
+        return all(viewport.contains(table.visualRect(table.model().index(r, 1))) for r in range(5))
+
+    qtbot.waitUntil(all_rows_shown, timeout=5000)
+    # With the masks tab raised under it, the method panel keeps its first rows visible.
+    window.extra_docks["masks"].raise_()
+    qtbot.waitUntil(
+        lambda: window.extra_docks["masks"].height() >= 0.4 * window.height(), timeout=5000
+    )
+    QApplication.processEvents()
+    assert window.controls_dock.height() >= 0.35 * window.height()
+    window.predictions_dock.raise_()
+    qtbot.waitUntil(all_rows_shown, timeout=5000)
 
 
 def _wheel(widget: QWidget, steps: int = 1) -> None:
