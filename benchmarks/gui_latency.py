@@ -23,7 +23,9 @@ the paper's baseline (64 px, 8 px patches, 4 x 4, 65 tokens) it prints:
   slider and grid figures.
 
 Goals (issue 5): median <= 16 ms and p95 <= 33 ms for the slider on ViT-B; grid <= 100 ms;
-(issue 11) longest stall during the first and the second training job <= 50 ms.
+(issue 11) longest stall during the first and the second training job <= 50 ms; start-up at
+most 1.5x ``import torch, PySide6.QtWidgets`` and peak memory <= 500 MiB (the last section,
+from ``benchmarks/startup.py``; ``--startup-repeats 0`` skips it).
 """
 
 from __future__ import annotations
@@ -287,6 +289,12 @@ def main() -> int:
     parser.add_argument(
         "--only-training", action="store_true", help="only the training-stall figures"
     )
+    parser.add_argument(
+        "--startup-repeats",
+        type=int,
+        default=3,
+        help="start-up and peak memory against the reference (benchmarks/startup.py); 0 skips",
+    )
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
@@ -312,6 +320,14 @@ def main() -> int:
         wall = bench_training_stall(app, Path(tmp), args.train_epochs, "first job")
         bench_training_stall(app, Path(tmp), args.train_epochs, "second job")
         bench_idle_stall(app, Path(tmp), wall)
+    if args.startup_repeats > 0:
+        # Start-up wall time against `import torch, PySide6.QtWidgets` and the peak memory of
+        # each, in child processes side by side (benchmarks/startup.py).
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import startup
+
+        print("start-up (python main.py to the first painted map) and peak memory:")
+        startup.measure(args.startup_repeats)
     return 0
 
 

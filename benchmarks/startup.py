@@ -56,11 +56,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    return measure(args.repeats)
+
+
+def measure(repeats: int) -> int:
+    """Run ``repeats`` alternating pairs and print the figures."""
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     ref_wall, ref_rss, app_wall, app_rss, painted = [], [], [], [], []
     _run(REFERENCE, env)  # warm the page cache for both: the first import reads ~1 GB of .so
     with tempfile.TemporaryDirectory() as home:
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             w, r, _ = _run(REFERENCE, env)
             ref_wall.append(w)
             ref_rss.append(r)
@@ -70,7 +75,7 @@ def main() -> int:
             app_rss.append(r)
             painted.append(float(out.split()[3]))  # "first map painted X s after start"
     ref, app = statistics.median(ref_wall), statistics.median(app_wall)
-    print(f"repeats: {args.repeats}, alternating; python {sys.version.split()[0]}")
+    print(f"repeats: {repeats}, alternating; python {sys.version.split()[0]}")
     print(f"import torch, PySide6.QtWidgets : {ref:6.2f} s wall   peak {max(ref_rss):6.0f} MiB")
     print(
         f"main.py to first painted map    : {app:6.2f} s wall   peak {max(app_rss):6.0f} MiB"

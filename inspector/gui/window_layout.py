@@ -59,6 +59,7 @@ def build_widgets(w: MainWindow) -> None:
 
     w.controls = ControlsPanel()
     w.predictions = PredictionsPanel()
+    w.predictions.setMinimumHeight(w.predictions.rows_height(5))  # the top 5, never scrolled
     w.explorer = AttentionGrid()
     right, left = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
     controls_scroll = _scrolled(w.controls, horizontal=False)
@@ -112,12 +113,16 @@ class WindowLayout:
         store.sync()
 
     def predictions_height(self) -> int:
-        """The top-5 rows in full; at most 45% of the window (the method panel, which
-        scrolls, keeps the rest)."""
-        dock = self.w.predictions_dock
+        """The top-5 rows in full, and on a tall screen what the method panel's content leaves
+        (so neither shows a grey void); at most 45% of the window otherwise."""
+        w = self.w
+        dock = w.predictions_dock
         title = dock.height() - dock.widget().height() if dock.isVisible() else 0
         title = title if 0 < title < 60 else dock.fontMetrics().height() + 10  # the title bar
-        return min(self.w.predictions.rows_height(5) + title, int(self.w.height() * 0.45))
+        rows = w.predictions.rows_height(5) + title
+        column = w.controls_dock.height() + dock.height() if dock.isVisible() else w.height()
+        method = w.controls.sizeHint().height() + title + 30  # + its Method/Prompts tab bar
+        return max(rows, min(column - method, int(w.height() * 0.45)))
 
     def masks_height(self) -> int:
         """All of the masks panel when the screen allows; the method panel above keeps at
