@@ -222,9 +222,10 @@ def grid_figure(
     colorbar: Scale | None = None,
     colormap: str = "viridis",
     note: str = "",
+    colorbars: Sequence[tuple[str, Scale]] = (),
 ) -> Figure:
     """The head/layer mosaic enlarged ``scale`` times, with a column label over each column, a
-    row label left of each row, an axis title each way and an optional horizontal colour bar.
+    row label left of each row, an axis title each way and horizontal colour bars under it.
 
     Args:
         mosaic: ``(h, w, 3|4)`` uint8 (the explorer's mosaic).
@@ -235,6 +236,12 @@ def grid_figure(
         colorbar: one range shared by the cells (None: no bar; the cells' own ranges then
             belong in ``note``).
         note: a line under the figure (e.g. how the cells are scaled).
+        colorbars: ``(title, scale)`` bars drawn one under another after ``colorbar``, each
+            the mosaic's width under its title line (e.g. one for the
+            attention columns and one for rollout, whose weights are another quantity).
+
+    ``Figure.bar_box`` is the first bar's strip; ``meta["colorbars"]`` lists every bar with
+    its ``box``.
     """
     if len(column_centres) != len(column_labels) or len(row_centres) != len(row_labels):
         raise ValueError("each column and row needs one centre and one label")
@@ -249,9 +256,11 @@ def grid_figure(
     col_h = max(_text_size(probe, t, font)[1] for t in list(column_labels) + ["head"])
     left, top = row_w + 10, 2 * col_h + 14
     bar_h = max(8, font_px // 2 + 4)
-    bottom = 6 + ((bar_h + font_px + 8) if colorbar is not None else 0)
+    bars = ([("", colorbar)] if colorbar is not None else []) + list(colorbars)
+    bottom = 6 + sum(bar_h + font_px + 8 + ((font_px + 4) if t else 0) for t, _ in bars)
     bottom += (font_px + 6) if note else 0
-    note_w = _text_size(probe, note, font)[0] if note else 0
+    # The note and the bars' titles are single lines: the canvas widens to hold them.
+    note_w = max([_text_size(probe, t, font)[0] for t in [note] + [t for t, _ in bars] if t] or [0])
     canvas = Image.new("RGB", (left + max(w, note_w) + 8, top + h + bottom), BACKGROUND)
     canvas.paste(Image.fromarray(np.ascontiguousarray(img)), (left, top))
     draw = ImageDraw.Draw(canvas)
@@ -274,12 +283,17 @@ def grid_figure(
     }
     bar_box = None
     y = top + h + 6
-    if colorbar is not None:
+    records = []
+    for title, bar in bars:
+        if title:  # the bar's title on its own line: what quantity these values are
+            draw.text((left, y), title, fill=TEXT_RGB, font=font, anchor="lt")
+            y += font_px + 4
         strip = _bar_strip(colormap, w, bar_h, vertical=False)
         canvas.paste(Image.fromarray(np.ascontiguousarray(strip)), (left, y))
-        bar_box = (left, y, left + w, y + bar_h)
+        box = (left, y, left + w, y + bar_h)
+        bar_box = bar_box or box
         ty = y + bar_h + 2
-        labels = _bar_labels(colorbar)
+        labels = _bar_labels(bar)
         if len(labels) == 3:
             hi, mid, lo = (t for _, t in labels)
             draw.text((left, ty), lo, fill=TEXT_RGB, font=font, anchor="lt")
@@ -288,12 +302,20 @@ def grid_figure(
         else:
             draw.text((left + w // 2, ty), labels[0][1], fill=TEXT_RGB, font=font, anchor="mt")
         y = ty + font_px + 6
-        meta["colorbar"] = {
-            "lo": colorbar.lo,
-            "hi": colorbar.hi,
-            "units": colorbar.units,
-            "colormap": colormap,
-        }
+        records.append(
+            {
+                "title": title,
+                "lo": bar.lo,
+                "hi": bar.hi,
+                "units": bar.units,
+                "colormap": colormap,
+                "box": list(box),
+                "labels": [t for _, t in labels],
+            }
+        )
+    if records:
+        meta["colorbar"] = {k: records[0][k] for k in ("lo", "hi", "units", "colormap")}
+        meta["colorbars"] = records
     if note:
         draw.text((left, y), note, fill=TEXT_RGB, font=font, anchor="lt")
         meta["note"] = note

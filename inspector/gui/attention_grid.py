@@ -254,7 +254,16 @@ class AttentionGrid(QWidget):
         labels (:func:`inspector.core.figure.grid_figure`), settings in its metadata."""
         if self.mosaic is None or self.data is None:
             raise ValueError("the grid is empty")
-        lay = self.layout_
+        lay, sc = self.layout_, self.scales
+        if sc.shared:  # the real values of the two shared ranges the cells are coloured by
+            bars = [
+                ("attention (heads and fused)", sc.cell(0, 0)),
+                ("rollout weight", sc.cell(0, lay.columns - 1)),
+            ]
+            note = ""
+        else:  # each cell its own range: a bar would lie; every range is in the metadata
+            bars = []
+            note = "each cell is scaled to its own min..max (ranges in the file's metadata)"
         fig = grid_figure(
             self.mosaic,
             scale=scale,
@@ -262,6 +271,9 @@ class AttentionGrid(QWidget):
             column_labels=[lay.column_label(j) for j in range(lay.columns)],
             row_centres=[lay.y0[i] + lay.rows / 2 for i in range(lay.layers)],
             row_labels=[f"L{i}" for i in range(lay.layers)],
+            colorbars=bars,
+            colormap=self.colormap,
+            note=note,
         )
         meta = {
             **metadata,
@@ -271,6 +283,10 @@ class AttentionGrid(QWidget):
                 "row_labels": fig.meta["rows"],
                 "query": self.data.query,
                 "fusion": self.data.fusion,
+                "scaling": "shared" if sc.shared else "per-map",
+                # (L, H + 2) each: the value colour 0 and colour 1 stand for, cell by cell
+                "cell_lo": sc.lo.tolist(),
+                "cell_hi": sc.hi.tolist(),
             },
         }
         return core_export.save_png(path, np.ascontiguousarray(fig.rgb), meta, overwrite=overwrite)

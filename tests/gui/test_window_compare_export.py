@@ -147,6 +147,48 @@ def test_grid_png_export(qtbot, window, files, tmp_path):
     assert target.read_bytes() == before
 
 
+def test_grid_png_colour_bars_give_the_cells_real_values(qtbot, window, files, tmp_path):
+    """Shared scaling: the PNG carries one bar for the attention columns and one for rollout,
+    with the real value ranges of the cells (recomputed here from the explorer's raw maps) and
+    the colormap's colours; per-map: no bar (it would lie), every cell's own range in the
+    metadata."""
+    from inspector.core.postprocess import colorize
+
+    loaded(qtbot, window, files)
+    window.controls.colormap.setCurrentText("inferno")
+    window.controls.scaling.setCurrentIndex(window.controls.scaling.findData("grid"))
+    assert window.wait_until_idle(5000)
+    target = tmp_path / "shared.png"
+    window.export_grid(target, scale=4)
+    png = np.asarray(Image.open(target).convert("RGB"))
+    meta = read_png_metadata(target)["grid"]
+    raw = window.explorer.data.raw.astype(np.float64)  # (L, H + 2, rows, cols)
+    heads = window.explorer.layout_.heads
+    bars = meta["colorbars"]
+    assert [b["title"] for b in bars] == ["attention (heads and fused)", "rollout weight"]
+    np.testing.assert_allclose(
+        [bars[0]["lo"], bars[0]["hi"]], [raw[:, : heads + 1].min(), raw[:, : heads + 1].max()]
+    )
+    np.testing.assert_allclose([bars[1]["lo"], bars[1]["hi"]], [raw[:, -1].min(), raw[:, -1].max()])
+    for bar in bars:
+        x0, y0, x1, y1 = bar["box"]
+        ramp = colorize(np.linspace(0, 1, x1 - x0, dtype=np.float32)[None], "inferno")[0, :, :3]
+        np.testing.assert_array_equal(png[(y0 + y1) // 2, x0:x1], ramp)
+        assert bar["colormap"] == "inferno"
+        # its value labels are drawn under it: dark ink on the white page
+        assert (png[y1 + 1 : y1 + 20, x0:x1] < 100).any()
+    assert bars[0]["box"][1] > meta["mosaic_box"][3] and bars[1]["box"][1] > bars[0]["box"][3]
+
+    window.controls.scaling.setCurrentIndex(window.controls.scaling.findData("per-map"))
+    assert window.wait_until_idle(5000)
+    own = tmp_path / "own.png"
+    window.export_grid(own, scale=4)
+    meta = read_png_metadata(own)["grid"]
+    assert "colorbars" not in meta and "own min..max" in meta["note"]
+    np.testing.assert_allclose(meta["cell_lo"], raw.min(axis=(-2, -1)))
+    np.testing.assert_allclose(meta["cell_hi"], raw.max(axis=(-2, -1)))
+
+
 def test_batch_export_of_a_folder(qtbot, window, files, tmp_path):
     with qtbot.waitSignal(window.modelLoaded, timeout=20_000):
         window.open_checkpoint(files["ckpt"])
