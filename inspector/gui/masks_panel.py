@@ -21,14 +21,8 @@ Public API (for the main window):
       ``busy_changed(bool)`` while Mask R-CNN runs on a worker thread; ``segmentation_done``.
     * ``set_saliency(map01)`` / ``set_threshold(t)`` - forwarded to ``metrics_view``.
 
-``MetricsView(parent=None)``
-    SMM at the current threshold and the other localisation metrics of
-    :func:`inspector.core.metrics.localisation_metrics` for (saliency map, mask); "undefined"
-    for None. ``set_saliency``, ``set_mask``, ``set_threshold`` update the SMM line on the next
-    event-loop turn (:func:`inspector.core.metrics.smm`, ~0.3 ms) and coalesce into one full
-    update once the inputs rest for ``METRICS_DEBOUNCE_MS`` (every metric: ~10 ms at 224 x 224,
-    too slow for every step of a slider drag); ``refresh()`` forces the full update now;
-    ``updated(dict)`` after each full update (``metrics()`` is always one consistent set).
+The localisation metrics are :class:`inspector.gui.metrics_view.MetricsView`; Mask R-CNN is
+:class:`inspector.gui.masks_maskrcnn.MaskRCNNMixin`.
 
 No mathematics here: masks come from :mod:`inspector.core.masks`, the brush footprint from
 :func:`inspector.core.postprocess.disk_footprint`, every number from :mod:`inspector.core.metrics`.
@@ -41,18 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -60,13 +50,11 @@ from PySide6.QtWidgets import (
 )
 
 from . import settings_store
+from .masks_maskrcnn import MaskRCNNMixin
+from .metrics_view import MetricsView, format_value
 from .workers import BackgroundRunner
 
-SETTINGS_WEIGHTS = "masks/maskrcnn_weights"
-# The full metrics follow a moving slider or brush once it rests this long (the head/layer
-# explorer uses the same delay); SMM itself is updated at once.
-METRICS_DEBOUNCE_MS = 60
-SETTINGS_VARIANT = "masks/maskrcnn_variant"
+__all__ = ["MasksPanel", "MetricsView", "format_value"]
 
 # The image view's tools: (key, button text, tooltip).
 TOOL_BUTTONS: tuple[tuple[str, str, str], ...] = (
@@ -75,190 +63,8 @@ TOOL_BUTTONS: tuple[tuple[str, str, str], ...] = (
     ("box", "Box", "Drag a rectangle on the image to use as the mask (X)"),
 )
 
-# (key of localisation_metrics, label, tooltip) in display order.
-METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
-    (
-        "pointing_game",
-        "Pointing game",
-        "Is the map's maximum within 15 px (at 224 px, scaled to the image) of the mask?",
-    ),
-    ("relevance_mass", "Relevance mass", "Share of the map's total inside the mask"),
-    (
-        "relevance_rank_accuracy",
-        "Rank accuracy",
-        "Share of the |mask| highest map pixels that lie in the mask",
-    ),
-    ("iou_object", "IoU (object)", "Thresholded map vs mask"),
-    (
-        "map",
-        "mAP",
-        "Average precision of the object and background channels pooled (Chefer et al.)",
-    ),
-    ("mask_fraction", "Mask fraction", "Share of the image covered by the mask"),
-)
 
-
-def format_value(value: Any) -> str:
-    """How a metric is shown: 4 decimals, yes/no for booleans, 'undefined' for None/NaN."""
-    if value is None:
-        return "undefined"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    v = float(value)
-    return "undefined" if math.isnan(v) else f"{v:.4f}"
-
-
-class MetricsView(QWidget):
-    """SMM and the other localisation metrics for one (saliency map, mask) pair."""
-
-    updated = Signal(dict)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._saliency: np.ndarray | None = None
-        self._mask: np.ndarray | None = None
-        self._threshold = 0.3
-        self._metrics: dict[str, Any] = {}
-        self._error = ""
-        # When True (the main window's docked panel), no metrics are computed while the view
-        # is hidden (another tab is on top); they are computed when it is shown.
-        self.defer_when_hidden = False
-        self._stale = False
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(METRICS_DEBOUNCE_MS)  # restarted by every change: one update
-        self._timer.timeout.connect(self.refresh)  # when a drag or a stroke rests
-        self._smm_timer = QTimer(self)
-        self._smm_timer.setSingleShot(True)
-        self._smm_timer.setInterval(0)  # coalesce the changes of one event-loop turn
-        self._smm_timer.timeout.connect(self._refresh_smm)
-
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self.smm_label = QLabel()
-        self.smm_label.setTextFormat(Qt.TextFormat.PlainText)
-        font = self.smm_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.4)
-        font.setBold(True)
-        self.smm_label.setFont(font)
-        self.smm_label.setToolTip(
-            "Saliency-map Mask Metric: Jaccard index between the map "
-            "thresholded at t (after min-max scaling) and the mask"
-        )
-        lay.addWidget(self.smm_label)
-        # What SMM is, in visible text (a tooltip alone is found by few).
-        self.smm_help = QLabel(
-            "SMM: the overlap (IoU) between the map's pixels above the SMM threshold "
-            "(after min–max scaling) and the mask; 1 when they coincide."
-        )
-        self.smm_help.setWordWrap(True)
-        self.smm_help.setStyleSheet("color: gray;")
-        lay.addWidget(self.smm_help)
-        grid = QGridLayout()
-        grid.setColumnStretch(1, 1)
-        widest = self.fontMetrics().horizontalAdvance("undefined") + 6
-        self._value_labels: dict[str, QLabel] = {}
-        for row, (key, name, tip) in enumerate(METRIC_ROWS):
-            label = QLabel(name)
-            label.setToolTip(tip)
-            value = QLabel()
-            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            value.setMinimumWidth(widest)  # "yes", "0.1234", "undefined": never squeezed
-            grid.addWidget(label, row, 0)
-            grid.addWidget(value, row, 1)
-            self._value_labels[key] = value
-        lay.addLayout(grid)
-        self.refresh()
-
-    # inputs ---------------------------------------------------------------------------
-    def set_saliency(self, map01: np.ndarray | None) -> None:
-        """The current map (any grid; the metrics upsample it to the mask), or None."""
-        self._saliency = None if map01 is None else np.asarray(map01)
-        self._changed()
-
-    def set_mask(self, mask: np.ndarray | None) -> None:
-        self._mask = None if mask is None else np.asarray(mask, dtype=bool)
-        self._changed()
-
-    def set_threshold(self, threshold: float) -> None:
-        """SMM threshold t in [0, 1] (0.3 in the paper)."""
-        self._threshold = float(threshold)
-        self._changed()
-
-    def _changed(self) -> None:
-        self._smm_timer.start()
-        self._timer.start()  # (re)start: the full update waits for a quiet moment
-
-    def threshold(self) -> float:
-        return self._threshold
-
-    def pending(self) -> bool:
-        """Whether an update is scheduled (a change that the view does not show in full yet)."""
-        return self._timer.isActive() or self._smm_timer.isActive()
-
-    def metrics(self) -> dict[str, Any]:
-        """The values shown now (empty when there is no map or no mask)."""
-        return dict(self._metrics)
-
-    def smm_text(self) -> str:
-        return self.smm_label.text()
-
-    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
-        super().showEvent(event)
-        if self._stale:
-            self._timer.start()
-
-    # output ---------------------------------------------------------------------------
-    @Slot()
-    def _refresh_smm(self) -> None:
-        """Only the SMM line, at once, while the full update waits for the inputs to rest."""
-        if (
-            self._saliency is None
-            or self._mask is None
-            or (self.defer_when_hidden and not self.isVisible())
-        ):
-            return  # nothing to show, or refresh() shows it (hidden: when shown again)
-        from inspector.core.metrics import smm
-
-        try:
-            value = smm(self._saliency, self._mask, self._threshold)
-        except ValueError:
-            return  # refresh() reports the error
-        self.smm_label.setText(f"SMM@{self._threshold:.2f}: {format_value(value)}")
-
-    @Slot()
-    def refresh(self) -> None:
-        """Recompute now (normally called by the coalescing timer)."""
-        self._timer.stop()
-        self._smm_timer.stop()
-        if self.defer_when_hidden and not self.isVisible():
-            self._stale = True
-            return
-        self._stale = False
-        self._metrics, self._error = {}, ""
-        if self._saliency is not None and self._mask is not None:
-            from inspector.core.metrics import localisation_metrics
-
-            try:
-                self._metrics = localisation_metrics(self._saliency, self._mask, self._threshold)
-            except ValueError as exc:  # MetricError: wrong shapes, threshold out of range
-                self._error = str(exc)
-        t = f"{self._threshold:.2f}"
-        if self._error:
-            self.smm_label.setText(f"SMM@{t}: error")
-            self.smm_label.setToolTip(self._error)
-        elif not self._metrics:
-            missing = "no mask" if self._mask is None else "no map"
-            self.smm_label.setText(f"SMM@{t}: — ({missing})")
-        else:
-            self.smm_label.setText(f"SMM@{t}: {format_value(self._metrics['smm'])}")
-        for key, label in self._value_labels.items():
-            label.setText(format_value(self._metrics[key]) if key in self._metrics else "—")
-        self.updated.emit(dict(self._metrics))
-
-
-class MasksPanel(QWidget):
+class MasksPanel(MaskRCNNMixin, QWidget):
     """The current image's object mask: dataset, file, box, brush or Mask R-CNN."""
 
     mask_changed = Signal(object)
@@ -273,16 +79,11 @@ class MasksPanel(QWidget):
         self._dataset_mask: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self._source = ""
-        self._segmenter: Any = None
-        self._segmenter_key: tuple | None = None
-        self._last_result: Any = None
         self._request = -1
         self._runner = BackgroundRunner(self)
         self._runner.finished.connect(self._on_segmented)
         self._runner.failed.connect(self._on_segment_failed)
-        # torchvision's internal resize; None = the core's default (800 / 1333)
-        self.maskrcnn_min_size: int | None = None
-        self.maskrcnn_max_size: int | None = None
+        self._init_maskrcnn()
         self._build()
         self._update_state()
 
@@ -358,46 +159,7 @@ class MasksPanel(QWidget):
         bv.addLayout(br)
         lay.addWidget(brush)
 
-        rcnn = QGroupBox("Mask R-CNN")
-        rf = QFormLayout(rcnn)
-        rf.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        self.weights_label = QLabel()
-        self.weights_label.setWordWrap(True)
-        self.weights_button = QPushButton("Weights file…")
-        self.weights_button.setToolTip(
-            "A local torchvision Mask R-CNN state dict (COCO); nothing is downloaded"
-        )
-        self.weights_button.clicked.connect(self._browse_weights)
-        rf.addRow(self.weights_button, self.weights_label)
-        self.variant_combo = QComboBox()
-        from inspector.core.masks import MASKRCNN_VARIANTS
-
-        self.variant_combo.addItems(list(MASKRCNN_VARIANTS))
-        settings = settings_store.store()
-        variant = str(settings.value(SETTINGS_VARIANT, MASKRCNN_VARIANTS[0]))
-        if variant in MASKRCNN_VARIANTS:
-            self.variant_combo.setCurrentText(variant)
-        self.variant_combo.currentTextChanged.connect(
-            lambda v: settings_store.store().setValue(SETTINGS_VARIANT, v)
-        )
-        rf.addRow("Variant", self.variant_combo)
-        self.score_spin = _dspin(0.3, "Keep detections with score >= this (paper: 0.3)")
-        rf.addRow("Score threshold", self.score_spin)
-        self.mask_thr_spin = _dspin(0.5, "Mask pixels with probability > this (paper: 0.5)")
-        rf.addRow("Mask threshold", self.mask_thr_spin)
-        self.instance_combo = QComboBox()
-        self.instance_combo.setToolTip("Union of all detections, or one instance")
-        self.instance_combo.activated.connect(self._on_instance_chosen)
-        rf.addRow("Instance", self.instance_combo)
-        self.run_button = QPushButton("Run Mask R-CNN")
-        self.run_button.clicked.connect(self.run_maskrcnn)
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)  # indeterminate: segmentation has no progress steps
-        self.busy_bar.setMaximumHeight(10)
-        self.busy_bar.setTextVisible(False)
-        self.busy_bar.hide()
-        rf.addRow(self.run_button, self.busy_bar)
-        lay.addWidget(rcnn)
+        lay.addWidget(self._build_maskrcnn_box())
 
         metrics_box = QGroupBox("Localisation")
         ml = QVBoxLayout(metrics_box)
@@ -573,109 +335,6 @@ class MasksPanel(QWidget):
     def set_threshold(self, threshold: float) -> None:
         self.metrics_view.set_threshold(threshold)
 
-    # ------------------------------------------------------------------ Mask R-CNN
-    def maskrcnn_weights(self) -> str:
-        return str(settings_store.store().value(SETTINGS_WEIGHTS, "") or "")
-
-    def set_maskrcnn_weights(self, path: str | Path) -> None:
-        """The weights file the user chose once; remembered in QSettings."""
-        settings_store.store().setValue(SETTINGS_WEIGHTS, str(path))
-        self._segmenter = self._segmenter_key = None
-        self._show_weights()
-
-    def is_busy(self) -> bool:
-        return self._request >= 0 and self._runner.busy()
-
-    @Slot()
-    def run_maskrcnn(self) -> bool:
-        """Segment the current image on a worker thread; the result replaces the mask.
-
-        Returns False (and shows why) with no image, no weights file, or a run in progress.
-        """
-        if self.is_busy():
-            return False
-        weights = self.maskrcnn_weights()
-        if not weights:
-            self._show_error("choose a Mask R-CNN weights file first")
-            return False
-        image = self._image
-        if image is None:
-            self._show_error("open an image first")
-            return False
-        key = (
-            weights,
-            self.variant_combo.currentText(),
-            self.score_spin.value(),
-            self.mask_thr_spin.value(),
-            self.maskrcnn_min_size,
-            self.maskrcnn_max_size,
-        )
-        cached = self._segmenter if self._segmenter_key == key else None
-
-        def job() -> tuple[tuple, Any, Any]:
-            # Runs on a worker thread: building the model loads ~170 MB of weights.
-            from inspector.core.masks import MaskRCNNSegmenter
-
-            seg = cached
-            if seg is None:
-                sizes = {
-                    k: v for k, v in (("min_size", key[4]), ("max_size", key[5])) if v is not None
-                }
-                seg = MaskRCNNSegmenter(
-                    weights, variant=key[1], score_threshold=key[2], mask_threshold=key[3], **sizes
-                )
-            return key, seg, seg.segment(image)
-
-        self._show_error("")
-        self._request = self._runner.submit(job)
-        self._set_busy(True)
-        return True
-
-    @Slot(int, object)
-    def _on_segmented(self, request_id: int, result: Any) -> None:
-        if request_id != self._request:
-            return  # stale: the image changed meanwhile
-        self._request = -1
-        self._set_busy(False)
-        key, seg, res = result
-        self._segmenter, self._segmenter_key = seg, key
-        self._last_result = res
-        self.instance_combo.clear()
-        self.instance_combo.addItem(f"all ({len(res.detections)} detections)", -1)
-        for i, (label, score, _box) in enumerate(res.detections):
-            self.instance_combo.addItem(f"{i}: {seg.label_name(label)} ({score:.2f})", i)
-        self._set(
-            np.asarray(res.mask, dtype=bool).copy(),
-            f"mask r-cnn ({len(res.detections)} detections)",
-        )
-        self.segmentation_done.emit(res)
-
-    @Slot(int, str)
-    def _on_segment_failed(self, request_id: int, message: str) -> None:
-        if request_id != self._request:
-            return
-        self._request = -1
-        self._set_busy(False)
-        self._show_error(f"Mask R-CNN: {message}")
-
-    @Slot(int)
-    def _on_instance_chosen(self, index: int) -> None:
-        res = self._last_result
-        if res is None:
-            return
-        k = self.instance_combo.itemData(index)
-        if k is None or k < 0:
-            self._set(np.asarray(res.mask, dtype=bool).copy(), "mask r-cnn (all)")
-        else:
-            self._set(
-                np.asarray(res.instance_masks[k], dtype=bool).copy(), f"mask r-cnn (instance {k})"
-            )
-
-    def wait_idle(self, timeout_ms: int = 30_000) -> None:
-        """Wait for a running segmentation's thread (window close)."""
-        self._request = -1
-        self._runner.wait_all(timeout_ms)
-
     # ------------------------------------------------------------------ internals
     def _require_image(self) -> tuple[int, int] | None:
         if self._image is None:
@@ -724,13 +383,6 @@ class MasksPanel(QWidget):
         if message:
             self.error.emit(message)
 
-    def _show_weights(self) -> None:
-        w = self.maskrcnn_weights()
-        self.weights_label.setText(Path(w).name if w else "not set")
-        self.weights_label.setToolTip(w)
-        if hasattr(self, "run_button"):
-            self._update_state()
-
     def _browse_mask(self) -> None:
         settings = settings_store.store()
         path, _ = QFileDialog.getOpenFileName(
@@ -743,26 +395,6 @@ class MasksPanel(QWidget):
             settings.setValue("masks/last_dir", str(Path(path).parent))
             self.load_mask_file(path)
 
-    def _browse_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Mask R-CNN weights",
-            self.maskrcnn_weights(),
-            "PyTorch state dict (*.pth *.pt);;All files (*)",
-        )
-        if path:
-            self.set_maskrcnn_weights(path)
-
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
         self.wait_idle()
         super().closeEvent(event)
-
-
-def _dspin(value: float, tip: str) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(0.0, 1.0)
-    spin.setDecimals(2)
-    spin.setSingleStep(0.05)
-    spin.setValue(value)
-    spin.setToolTip(tip)
-    return spin

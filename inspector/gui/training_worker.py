@@ -9,6 +9,7 @@ The GUI process never imports the training stack, so its event loop never waits 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -192,3 +193,13 @@ class TrainingProcess(CliJob):
             (status, message), path = self._ended_without_result(code, crashed, error), ""
         self.result = (status, message, path)
         self.done.emit(status, message, path)
+
+
+def format_eta(seconds: float) -> str:
+    """``h:mm:ss`` / ``m:ss`` for a duration; ``--:--`` when unknown."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "--:--"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
