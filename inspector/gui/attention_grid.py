@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -28,13 +28,18 @@ from inspector.core.explain import ExplorerMaps
 from inspector.core.figure import grid_figure
 from inspector.core.postprocess import colorize
 
+from .cell_focus import CellFocus
 from .color_bar import ColorBar
+from .entropy_plot import EntropyPlot
 
 __all__ = ["AttentionGrid", "GridLayout"]
 
 PAD = 1  # pixels between cells (in map pixels)
 GAP = 3  # extra gap before the fused / rollout columns
 BACKGROUND = (32, 33, 36)
+FOCUS_MIN_HEIGHT = 140  # below this the enlarged cell is hidden and the grid takes the dock
+ENTROPY_MIN_HEIGHT = 130  # the entropy plot shows when this much is left under the cell
+UNLIMITED = 16_777_215  # QWIDGETSIZE_MAX
 
 
 class GridLayout:
@@ -119,11 +124,23 @@ class AttentionGrid(QWidget):
         bars.addWidget(self.rollout_bar, 1)
         self.bar.setVisible(False)
         self.rollout_bar.setVisible(False)
+        # The hovered (else selected) cell enlarged, in the height the grid leaves: a tall
+        # side dock would otherwise be mostly empty around a grid that fits its width.
+        self.focus = CellFocus(BACKGROUND)
+        self.focus.hide()
+        self.entropy_plot = EntropyPlot(BACKGROUND)
+        self.entropy_plot.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.plot_widget, 1)
         lay.addLayout(bars)
+        lay.addWidget(self.focus, 1)
+        lay.addWidget(self.entropy_plot, 1)
         lay.addWidget(self.info)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)  # after the layouts have placed the plot's view box
+        self._fit_timer.timeout.connect(self._fit)
         self.setToolTip(
             "Rows: layers. Columns: heads, the heads fused, and the rollout up to "
             "that layer, for the current query token. Hover: entropy and value; "
@@ -169,11 +186,14 @@ class AttentionGrid(QWidget):
         ):
             self._hovered = None
         self._update_bars()
+        self.entropy_plot.set_entropy(data.entropy, data.max_entropy)
+        self.entropy_plot.set_layer(self.focus_cell()[0])
         self.image_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         self._show_axes(True)
         if new_shape:
             self._set_ticks(layout)
             self.plot.setRange(QRectF(0, 0, layout.width, layout.height), padding=0.01)
+            self._fit_timer.start()
         q = "class token" if data.query == 0 else f"token {data.query}"
         self.info.setText(
             f"Query: {q} · fused by {data.fusion} · entropy max log T = {data.max_entropy:.2f} nats"
@@ -191,6 +211,7 @@ class AttentionGrid(QWidget):
         if sc is None or lay is None:
             self.bar.setVisible(False)
             self.rollout_bar.setVisible(False)
+            self.focus.clear()
             return
         if sc.shared:
             self.bar.set_scale(sc.cell(0, 0), self.colormap, "heads and fused: one range")
@@ -203,6 +224,7 @@ class AttentionGrid(QWidget):
             self.bar.set_scale(sc.cell(layer, j), self.colormap, note)
             self.rollout_bar.setVisible(False)
         self.bar.setVisible(True)
+        self._update_focus()
 
     def bar_cell(self) -> tuple[int, int] | None:
         """The (layer, column) whose own range the bar shows under ``per-map`` (None when
@@ -220,6 +242,7 @@ class AttentionGrid(QWidget):
         self._show_axes(False)
         self.selection.setVisible(False)
         self.info.setText("Heads × layers: open a checkpoint and an image.")
+        self._fit_timer.start()
 
     def is_empty(self) -> bool:
         return self.data is None
@@ -290,6 +313,72 @@ class AttentionGrid(QWidget):
             },
         }
         return core_export.save_png(path, np.ascontiguousarray(fig.rgb), meta, overwrite=overwrite)
+
+    # -- fitting the dock ------------------------------------------------------------------
+    def focus_cell(self) -> tuple[int, int] | None:
+        """The (layer, column) shown enlarged: hovered, else selected, else the last fused."""
+        if self.layout_ is None:
+            return None
+        return self._hovered or self._selected or (self.layout_.layers - 1, self.layout_.heads)
+
+    def _update_focus(self) -> None:
+        cell, lay = self.focus_cell(), self.layout_
+        if cell is None or self.mosaic is None:
+            self.focus.clear()
+            self.entropy_plot.clear_plot()
+            return
+        layer, j = cell
+        self.entropy_plot.set_layer(layer)
+        x0, y0 = lay.x0[j], lay.y0[layer]
+        how = "hovered" if cell == self._hovered else ("selected" if cell == self._selected else "")
+        name = {"head": f"head {j}", "fused": "heads fused", "rollout": "rollout"}[
+            lay.column_kind(j)
+        ]
+        title = f"Layer {layer}, {name}" + (f" ({how})" if how else "")
+        self.focus.show_cell(self.mosaic[y0 : y0 + lay.rows, x0 : x0 + lay.cols], title)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._fit_timer.start()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        self._fit_timer.start()
+
+    def _fit(self) -> None:
+        """Give the grid the height its width calls for; under it, the focused cell (square)
+        and then the entropy plot share what is left. When little is left the grid takes it."""
+        lay = self.layout_
+        vb = self.plot.getViewBox()
+        extras = (self.focus, self.entropy_plot)
+        if lay is None or vb.width() <= 0:
+            for w in extras:
+                w.hide()
+            self.plot_widget.setMaximumHeight(UNLIMITED)
+            return
+        spacing = self.layout().spacing()
+        # The view box's width does not depend on the widget's height: this is stable.
+        chrome = self.plot_widget.height() - vb.height()  # the top axis and the margins
+        need = int(np.ceil(vb.width() * lay.height / lay.width * 1.02 + chrome)) + 1
+        others = self.height() - self.plot_widget.height()
+        for w in extras:
+            if not w.isHidden():
+                others -= w.height() + spacing
+        spare = self.height() - others - need
+        show_focus = spare >= FOCUS_MIN_HEIGHT + spacing
+        # A square cell: the view's width plus the title line.
+        focus_full = self.focus.square_height(self.plot_widget.width())
+        show_entropy = show_focus and spare - focus_full - 2 * spacing >= ENTROPY_MIN_HEIGHT
+        limits = (
+            (self.plot_widget, need if show_focus else UNLIMITED),
+            (self.focus, focus_full if show_entropy else UNLIMITED),
+        )
+        for widget, limit in limits:
+            if widget.maximumHeight() != limit:
+                widget.setMaximumHeight(limit)
+        for widget, show in ((self.focus, show_focus), (self.entropy_plot, show_entropy)):
+            if widget.isHidden() == show:
+                widget.setVisible(show)
 
     # -- internals -------------------------------------------------------------------------
     def _set_ticks(self, layout: GridLayout) -> None:

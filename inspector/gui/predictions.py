@@ -19,7 +19,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["PredictionsPanel"]
+__all__ = ["PREDICTIONS_SHOWN", "PredictionsPanel"]
+
+# Rows of the table: every class of a 10-class model, the top 10 of ImageNet's 1000; the dock
+# shows the first five at any window size (the rest scroll at 1280 x 720).
+PREDICTIONS_SHOWN = 10
 
 
 class PredictionsPanel(QWidget):

@@ -15,6 +15,7 @@ from PySide6.QtCore import QTimer
 
 from inspector.core.explain import LoadedModel, explorer_maps
 
+from .predictions import PREDICTIONS_SHOWN
 from .workers import user_message
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class WindowViews:
             self.load_truth(s.image_path)
         label = s.true_class()
         self.w.predictions.set_predictions(
-            cap.top_k(5),
+            cap.top_k(PREDICTIONS_SHOWN),
             loaded.class_names,
             label,
             None if label is None else float(cap.probabilities[label]),

@@ -104,6 +104,66 @@ def test_grid_hover_and_click(qtbot, cap):
     assert click.args == [1, "rollout", -1]
 
 
+def _painted(widget, item):
+    """Where ``item`` is painted, in ``widget``'s (a GraphicsView's) pixels."""
+    return widget.mapFromScene(item.mapRectToScene(item.boundingRect())).boundingRect()
+
+
+def test_a_tall_dock_shows_the_grid_then_the_focused_cell_then_the_entropy(qtbot, cap):
+    """Issue 11: at 1920 x 1080 the grid filled a third of its dock's height and left the rest
+    empty. Now the grid takes the height its width calls for, the focused cell fills the width
+    under it, and the head entropies take what is left."""
+    grid = AttentionGrid()
+    qtbot.addWidget(grid)
+    grid.resize(300, 900)
+    grid.show()
+    qtbot.waitExposed(grid)
+    data = explorer_maps(cap, query=0, fusion="mean")
+    grid.set_data(data)
+    qtbot.waitUntil(lambda: grid.entropy_plot.isVisible() and grid.focus.isVisible(), timeout=5000)
+    view = grid.plot_widget
+    mosaic = _painted(view, grid.image_item)
+    vb = grid.plot.getViewBox()
+    chrome = view.height() - vb.height()
+    # The mosaic spans the view box's width, and the view is no taller than it needs.
+    assert mosaic.width() >= 0.95 * vb.width()
+    assert view.height() - chrome - mosaic.height() <= 0.05 * mosaic.height() + 4
+    # The enlarged cell is the default focus (last layer, fused), pixel for pixel the mosaic's.
+    lay = grid.layout_
+    layer, j = lay.layers - 1, lay.heads
+    crop = grid.mosaic[lay.y0[layer] : lay.y0[layer] + lay.rows, lay.x0[j] : lay.x0[j] + lay.cols]
+    np.testing.assert_array_equal(grid.focus.pixels, crop)
+    cell = grid.focus.image_rect()
+    assert cell.width() >= 0.9 * grid.focus.view_widget.width()
+    # The entropy plot shows the core's entropies and takes the rest of the dock.
+    np.testing.assert_allclose(grid.entropy_plot.entropy, data.entropy)
+    assert grid.entropy_plot.height() >= 130
+    used = sum(w.height() for w in (view, grid.focus, grid.entropy_plot))
+    assert used >= 0.75 * grid.height()
+    # Hovering a head brings it into focus.
+    pt = view.mapFromScene(grid.cell_center_scene(1, 0))
+    with qtbot.waitSignal(grid.hoverText, timeout=2000):
+        _move(view.viewport(), pt)
+    crop = grid.mosaic[lay.y0[1] : lay.y0[1] + lay.rows, lay.x0[0] : lay.x0[0] + lay.cols]
+    np.testing.assert_array_equal(grid.focus.pixels, crop)
+    assert grid.focus.title.text() == "Layer 1, head 0 (hovered)"
+
+
+def test_a_short_wide_dock_gives_the_grid_all_its_height(qtbot, cap):
+    grid = AttentionGrid()
+    qtbot.addWidget(grid)
+    grid.resize(640, 300)
+    grid.show()
+    qtbot.waitExposed(grid)
+    grid.set_data(explorer_maps(cap, query=0, fusion="mean"))
+    vb = grid.plot.getViewBox()
+    qtbot.waitUntil(
+        lambda: _painted(grid.plot_widget, grid.image_item).height() >= 0.95 * vb.height(),
+        timeout=5000,
+    )
+    assert not grid.focus.isVisible() and not grid.entropy_plot.isVisible()
+
+
 def test_clicking_a_cell_selects_layer_and_head_in_the_window(qtbot, tmp_path):
     from PIL import Image
 

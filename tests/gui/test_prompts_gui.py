@@ -21,6 +21,7 @@ from test_prompts_hf import _config, save_tokenizer  # noqa: E402
 
 from inspector.core.explain import open_model  # noqa: E402
 from inspector.core.prompts import explain_prompts  # noqa: E402
+from inspector.gui.predictions import PREDICTIONS_SHOWN  # noqa: E402
 
 PROMPTS = ["a photo of a goldfish", "a photo of a dog", "a red car"]
 
@@ -71,7 +72,7 @@ def test_typed_prompts_map_equals_the_core_prompts_pipeline(qtbot, window, files
     np.testing.assert_allclose(window.last_render.grid, res.maps[PROMPTS[1]], atol=1e-5)
     assert not np.allclose(res.maps[PROMPTS[1]], res.maps[PROMPTS[0]], atol=1e-3)
     # The predictions are the zero-shot ranking over the prompts.
-    shown = [(window.loaded.class_names[c], p) for c, p in window.capture.top_k(5)]
+    shown = [(window.loaded.class_names[c], p) for c, p in window.capture.top_k(PREDICTIONS_SHOWN)]
     assert [n for n, _ in shown] == [n for n, _ in res.top]
     np.testing.assert_allclose([p for _, p in shown], [p for _, p in res.top], atol=1e-5)
     # Delete removes the selected prompt; Clear goes back to the model's own outputs.

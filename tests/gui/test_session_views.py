@@ -7,6 +7,7 @@ import numpy as np
 from gui_helpers import loaded
 
 from inspector.core.metrics import smm
+from inspector.gui.predictions import PREDICTIONS_SHOWN  # noqa: E402
 
 
 def test_a_mask_set_on_the_session_reaches_every_view(qtbot, window, files):
@@ -36,11 +37,11 @@ def test_labels_and_predictions_follow_the_session(qtbot, window, files):
     s = window.session
     assert window.image_label.text() == files["img0"].name
     assert window.model_label.text().startswith(s.model.name)
-    assert window.predictions.classes() == [c for c, _ in s.capture.top_k(5)]
+    assert window.predictions.classes() == [c for c, _ in s.capture.top_k(PREDICTIONS_SHOWN)]
     first = s.capture
     with qtbot.waitSignal(window.captureReady, timeout=10_000):
         window.open_image(files["img1"])
     assert window.wait_until_idle(10_000)
     assert s.capture is not first and s.image_path == files["img1"]
     assert window.image_label.text() == files["img1"].name
-    assert window.predictions.classes() == [c for c, _ in s.capture.top_k(5)]
+    assert window.predictions.classes() == [c for c, _ in s.capture.top_k(PREDICTIONS_SHOWN)]

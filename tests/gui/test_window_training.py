@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from inspector.core.checkpoint import load_checkpoint  # noqa: E402
 from inspector.core.explain import capture_image, load_image, open_model  # noqa: E402
+from inspector.gui.predictions import PREDICTIONS_SHOWN  # noqa: E402
 
 
 def test_finished_training_opens_in_the_inspector(qtbot, window, files, tmp_path):
@@ -37,7 +38,7 @@ def test_finished_training_opens_in_the_inspector(qtbot, window, files, tmp_path
     # The open image was captured again with the new model: its predictions are shown.
     ref = open_model(out / "best.pt")
     cap = capture_image(ref, load_image(files["img0"], ref))
-    top = cap.top_k(5)
+    top = cap.top_k(PREDICTIONS_SHOWN)
     assert len(top) == 3  # three classes
     shown = [
         window.predictions.table.item(r, 1).text().split()[0]
