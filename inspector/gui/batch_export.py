@@ -1,7 +1,9 @@
 """Batch export: every image of a folder -> figure PNG (settings in its metadata), ``.npy``,
 ``_raw.npy`` and ``.json``, as the single export.
 
-The job runs on its own ``QThread`` (docs/ARCHITECTURE.md section 3): for each image it calls
+The job runs on a :class:`~inspector.gui.workers.BackgroundRunner` of its own (the app's one
+worker idiom, docs/ARCHITECTURE.md section 3; its own thread, so the window stays live and its
+maps keep coming while a folder is written): for each image it calls
 the core's one per-image pipeline, as the window does (:func:`inspector.core.explain.load_image`,
 :func:`inspector.core.pipeline.explain_one`: map, overlay, SMM with the image's
 ``<stem>_mask.png`` aligned like every other mask) and writes the files with
@@ -13,7 +15,9 @@ Public API:
 * ``plan_batch(images, out_dir, settings) -> list[BatchItem]`` - the file names (method and
   settings in the name, as :func:`~inspector.gui.export_dialog.suggested_name`).
 * ``existing_targets(items) -> list[Path]`` - what would be replaced.
-* ``BatchExport(loaded, items, settings, checkpoint, overwrite=False)`` - ``start()``,
+* ``BatchExport(loaded, items, settings, checkpoint, overwrite=False, size=..., colorbar=True,
+  outline=True)`` - the figure options as in the single export (``outline`` draws each image's
+  own ``<stem>_mask.png``); ``start()``,
   ``cancel()``, ``wait(timeout_ms)``, ``is_running()``; signals ``progress(done, total, name)``
   (``worker.progress`` is the same signal emitted on the worker thread)
   and ``finished(BatchResult)``.
@@ -26,15 +30,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from inspector.core.export import map_file_paths, mask_record
+from inspector.core.figure import DEFAULT_SIZE
 
 from .controls import ViewSettings
 from .export_dialog import ExportError, export_overlay, suggested_name
-from .workers import user_message
+from .workers import BackgroundRunner, user_message
 
-__all__ = ["BatchExport", "BatchItem", "BatchResult", "existing_targets", "plan_batch"]
+__all__ = [
+    "BatchExport",
+    "BatchItem",
+    "BatchResult",
+    "FigureOptions",
+    "existing_targets",
+    "plan_batch",
+]
 
 
 @dataclass(frozen=True)
@@ -85,9 +97,23 @@ def existing_targets(items: list[BatchItem]) -> list[Path]:
     return [p for item in items for p in item.files if p.exists()]
 
 
-class _BatchWorker(QObject):
+@dataclass(frozen=True)
+class FigureOptions:
+    """The figure options of the export dialog, for every image of the batch."""
+
+    size: int = DEFAULT_SIZE  # the image's side in pixels (0: the model's input size)
+    colorbar: bool = True
+    outline: bool = True  # outline each image's own mask, when it has one
+
+
+class _Progress(QObject):
+    """``progress(done, total, name)`` emitted on the worker thread, after each image."""
+
     progress = Signal(int, int, str)
-    done = Signal(object)
+
+
+class _BatchJob:
+    """The loop over the images; runs on the batch's worker thread."""
 
     def __init__(
         self,
@@ -96,29 +122,26 @@ class _BatchWorker(QObject):
         settings: ViewSettings,
         checkpoint: str | None,
         overwrite: bool,
+        options: FigureOptions,
         stop: threading.Event,
+        progress: _Progress,
     ) -> None:
-        super().__init__()
         self.loaded, self.items, self.settings = loaded, items, settings
         self.checkpoint, self.overwrite, self.stop = checkpoint, overwrite, stop
-        self.result: BatchResult | None = None
+        self.options, self.progress = options, progress
 
-    @Slot()
-    def run(self) -> None:
+    def __call__(self) -> BatchResult:
         result = BatchResult("finished", total=len(self.items))
-        try:
-            for i, item in enumerate(self.items):
-                if self.stop.is_set():
-                    result.status = "cancelled"
-                    break
-                try:
-                    result.written += self._export_one(item)
-                except Exception as exc:  # noqa: BLE001 - one bad image must not stop the rest
-                    result.errors.append(f"{item.source.name}: {user_message(exc)}")
-                self.progress.emit(i + 1, len(self.items), item.source.name)
-        finally:
-            self.result = result
-            self.done.emit(result)
+        for i, item in enumerate(self.items):
+            if self.stop.is_set():
+                result.status = "cancelled"
+                break
+            try:
+                result.written += self._export_one(item)
+            except Exception as exc:  # noqa: BLE001 - one bad image must not stop the rest
+                result.errors.append(f"{item.source.name}: {user_message(exc)}")
+            self.progress.progress.emit(i + 1, len(self.items), item.source.name)
+        return result
 
     def _export_one(self, item: BatchItem) -> list[Path]:
         from inspector.core.explain import load_image
@@ -158,16 +181,20 @@ class _BatchWorker(QObject):
             smoothing=s.smoothing,
             colormap=s.colormap,
             mask=result.mask,
+            size=self.options.size,
+            colorbar=self.options.colorbar,
+            outline=self.options.outline,
             overwrite=self.overwrite,
         )
 
 
 class BatchExport(QObject):
-    """One batch export job on its own thread.
+    """One batch export job on a worker thread of its own.
 
     Signals:
-        progress(done, total, name): after each image (on the GUI thread).
-        finished(BatchResult): after the thread has ended.
+        progress(done, total, name): after each image (on the GUI thread; ``worker.progress``
+            is the same signal on the worker thread).
+        finished(BatchResult): after the last image, a cancel or a failure.
     """
 
     progress = Signal(int, int, str)
@@ -181,6 +208,7 @@ class BatchExport(QObject):
         checkpoint: str | None = None,
         *,
         overwrite: bool = False,
+        options: FigureOptions | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -192,38 +220,45 @@ class BatchExport(QObject):
                     f"{existing[0].parent}, e.g. {existing[0].name}"
                 )
         self.items = items
+        self.options = options or FigureOptions()
         self.result: BatchResult | None = None
         self._stop = threading.Event()
-        self._thread = QThread()
-        self._thread.setObjectName("inspector-batch-export")
-        self.worker = _BatchWorker(loaded, items, settings, checkpoint, overwrite, self._stop)
-        self.worker.moveToThread(self._thread)
-        self._thread.started.connect(self.worker.run)
-        self.worker.progress.connect(self.progress)
-        # Direct: quit is thread-safe, and a GUI thread blocked in wait() cannot run a queued one
-        self.worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._thread.finished.connect(self._on_thread_finished)
+        self.worker = _Progress(self)
+        self.worker.progress.connect(self.progress)  # queued: emitted on the worker thread
+        self._job = _BatchJob(
+            loaded, items, settings, checkpoint, overwrite, self.options, self._stop, self.worker
+        )
+        self._runner = BackgroundRunner(self)
+        self._runner.finished.connect(self._on_done)
+        self._runner.failed.connect(self._on_failed)
+        self._started = False
 
     def start(self) -> None:
-        self._thread.start()
+        if not self._started:
+            self._started = True
+            self._runner.submit(self._job, channel="batch")
 
     def cancel(self) -> None:
         """Stop before the next image (the files already written stay)."""
         self._stop.set()
 
     def is_running(self) -> bool:
-        return self._thread.isRunning()
+        return self._runner.busy()
 
     def wait(self, timeout_ms: int = 30_000) -> bool:
-        """Block until the thread has ended (window close); True when it has."""
-        ended = self._thread.wait(timeout_ms)
-        if ended and self.result is None:
-            self._on_thread_finished()
-        return ended
+        """Wait for the job, delivering its signals meanwhile (window close); True when it has
+        ended."""
+        return self._runner.wait_all(timeout_ms)
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        if self.result is not None:
-            return
-        self.result = self.worker.result or BatchResult("cancelled", total=len(self.items))
-        self.finished.emit(self.result)
+    @Slot(int, object)
+    def _on_done(self, _request: int, result: BatchResult) -> None:
+        self._end(result)
+
+    @Slot(int, str)
+    def _on_failed(self, _request: int, message: str) -> None:
+        self._end(BatchResult("failed", errors=[message], total=len(self.items)))
+
+    def _end(self, result: BatchResult) -> None:
+        if self.result is None:
+            self.result = result
+            self.finished.emit(result)

@@ -170,7 +170,9 @@ class ExportDialog(QDialog):
     """Folder, file name, size, colour bar and outline; Export writes through ``export``.
 
     ``export(path, overwrite=..., size=..., colorbar=..., outline=...) -> list[Path]`` does the
-    writing and raises :class:`ExportError`. A missing folder is offered for creation, existing
+    writing (or, for a batch, starts it: ``files_note`` then replaces the file name with a line
+    on how the files are named, and ``path`` is ``<folder>/<name>``) and raises
+    :class:`ExportError`. A missing folder is offered for creation, existing
     files for replacement (``self.confirm`` is the open question box).
 
     Signals:
@@ -192,6 +194,7 @@ class ExportDialog(QDialog):
         has_mask: bool = False,
         with_colorbar: bool = True,
         figure_options: bool = True,
+        files_note: str = "",
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -225,7 +228,13 @@ class ExportDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Folder", folder_row)
-        form.addRow("File name", self.name_edit)
+        if files_note:  # a batch: the names come from the images (``files_note`` says how)
+            self.name_edit.hide()
+            self.files_label = QLabel(files_note)
+            self.files_label.setWordWrap(True)
+            form.addRow("Files", self.files_label)
+        else:
+            form.addRow("File name", self.name_edit)
         form.addRow(size_label, self.size_spin)
         if figure_options:  # the overlay's; the grid has neither
             form.addRow("", self.colorbar_box)

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
+from PySide6.QtWidgets import QProgressDialog
 
 from inspector.core.figure import DEFAULT_SIZE
 
-from .batch_export import BatchExport, existing_targets, plan_batch
+from .batch_export import BatchExport, FigureOptions, plan_batch
 from .export_dialog import ExportDialog, ExportError, export_overlay, mask_source, suggested_name
 
 if TYPE_CHECKING:
@@ -145,9 +145,18 @@ class WindowExports:
             return list(self.w.strip.paths())
         return [self.w.image_path] if self.w.image_path is not None else []
 
-    def batch_export(self, out_dir: str | Path, *, overwrite: bool = False) -> BatchExport:
+    def batch_export(
+        self,
+        out_dir: str | Path,
+        *,
+        overwrite: bool = False,
+        size: int = DEFAULT_SIZE,
+        colorbar: bool = True,
+        outline: bool = True,
+    ) -> BatchExport:
         """Export every image of the open folder with the current settings, on a worker thread
-        (``batchFinished(BatchResult)`` at the end).
+        (``batchFinished(BatchResult)`` at the end). ``size``, ``colorbar`` and ``outline``
+        are the single export's figure options; ``outline`` draws each image's own mask.
 
         Raises:
             ExportError: no model, no images, a batch already running, or files exist and
@@ -168,6 +177,7 @@ class WindowExports:
             self.w.controls.settings(),
             ckpt,
             overwrite=overwrite,
+            options=FigureOptions(size=size, colorbar=colorbar, outline=outline),
             parent=self.w,
         )
         job.progress.connect(
@@ -188,6 +198,9 @@ class WindowExports:
         self.w.batchFinished.emit(result)
 
     def batch_dialog(self) -> None:
+        """The export dialog for a folder: folder (created on request), figure size, colour bar
+        and outline; existing files are offered for replacement; then a progress dialog with
+        Cancel while the batch runs."""
         images = self.batch_images()
         if self.w.loaded is None or not images:
             self.w.show_error(
@@ -195,44 +208,45 @@ class WindowExports:
             )
             return
         start = self.w.settings_store.value("export/folder", str(Path.home()))
-        folder = QFileDialog.getExistingDirectory(
-            self.w, f"Export {len(images)} image(s) to folder", str(start)
+        example = plan_batch(images[:1], Path("."), self.w.controls.settings())[0].png.name
+
+        def export(path: Path, *, overwrite: bool, **figure: object) -> list[Path]:
+            self.batch_export(path.parent, overwrite=overwrite, **figure)
+            return []  # written by the job; the progress dialog follows it
+
+        dialog = ExportDialog(
+            export,
+            start,
+            "batch.png",
+            title=f"Export {len(images)} image(s)",
+            has_mask=True,
+            files_note=(
+                f"{len(images)} image(s), each as its own figure PNG, .npy, _raw.npy and .json, "
+                f"named after the image and the settings (e.g. {example})"
+            ),
+            parent=self.w,
         )
-        if not folder:
-            return
-        self.w.settings_store.setValue("export/folder", folder)
-        overwrite = False
-        try:
-            existing = existing_targets(
-                plan_batch(images, Path(folder), self.w.controls.settings())
-            )
-        except ExportError as exc:
-            self.w.show_error(str(exc))
-            return
-        if existing:
-            answer = QMessageBox.question(
-                self.w,
-                "Replace files?",
-                f"{len(existing)} file(s) already exist in {folder} "
-                f"(e.g. {existing[0].name}).\n\nReplace them?",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-            overwrite = True
-        try:
-            job = self.batch_export(folder, overwrite=overwrite)
-        except ExportError as exc:
-            self.w.show_error(str(exc))
-            return
-        dialog = QProgressDialog(
-            f"Exporting {len(images)} image(s)…", "Cancel", 0, len(images), self.w
-        )
+        dialog.outline_box.setText("Outline each image's mask (<image>_mask.png)")
+        dialog.outline_box.setToolTip("Images without a mask file are exported without outline")
+
+        def started(_written: list) -> None:
+            self.w.settings_store.setValue("export/folder", str(dialog.target().parent))
+            self._progress_dialog(self.batch, len(images))
+
+        dialog.exported.connect(started)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.w.export_dialog = dialog
+        dialog.open()
+
+    def _progress_dialog(self, job: BatchExport, total: int) -> None:
+        dialog = QProgressDialog(f"Exporting {total} image(s)…", "Cancel", 0, total, self.w)
         dialog.setWindowTitle("Batch export")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
         dialog.canceled.connect(job.cancel)
         job.progress.connect(lambda d, _t, _n: dialog.setValue(d))
         job.finished.connect(lambda _r: dialog.reset())
+        self.w.batch_progress = dialog  # for tests
 
     def grid_dialog(self) -> None:
         if self.w.explorer.is_empty():

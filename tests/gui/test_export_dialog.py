@@ -35,6 +35,8 @@ def _answer(qtbot, dialog, button) -> None:
 
 def _open_dialog(qtbot, window, key=Qt.Key.Key_E, mods=Qt.KeyboardModifier.ControlModifier):
     window.export_dialog = None
+    window.activateWindow()  # the user's click back on the window after a dialog closed
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     qtbot.keyClick(window, key, mods)
     qtbot.waitUntil(
         lambda: window.export_dialog is not None and window.export_dialog.isVisible(), timeout=5000
@@ -151,3 +153,53 @@ def test_grid_dialog_offers_to_create_the_folder(qtbot, window, files, tmp_path)
     (path,) = sig.args[0]
     assert path.parent == folder and path.is_file()
     assert Image.open(path).size[0] > 6 * window.explorer.mosaic.shape[1]  # labels added
+
+
+def test_batch_export_dialog_honours_its_options_and_asks_before_replacing(
+    qtbot, window, files, tmp_path
+):
+    """File ▸ Batch Export Folder… (Ctrl+Alt+E): a folder that does not exist is created on
+    request, the figure size and the colour-bar choice reach every file, and a second export
+    into the same folder asks before it replaces anything."""
+    with qtbot.waitSignal(window.modelLoaded, timeout=20_000):
+        window.open_checkpoint(files["ckpt"])
+    window.open_folder(files["img0"].parent)
+    assert window.wait_until_idle(20_000)
+    n = len(window.exports.batch_images())
+    assert n == 3
+    alt = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+    dialog = _open_dialog(qtbot, window, Qt.Key.Key_E, alt)
+    assert not dialog.name_edit.isVisible() and "3 image(s)" in dialog.files_label.text()
+    folder = tmp_path / "batch" / "new"
+    _type(qtbot, dialog.folder_edit, str(folder))
+    _type(qtbot, dialog.size_spin, "128")
+    qtbot.mouseClick(dialog.colorbar_box, Qt.MouseButton.LeftButton)  # off
+    assert not dialog.colorbar_box.isChecked() and dialog.outline_box.isChecked()
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(window.batchFinished, timeout=30_000) as sig:
+        _answer(qtbot, dialog, QMessageBox.StandardButton.Yes)  # "Create folder?"
+    result = sig.args[0]
+    assert result.status == "finished" and result.errors == [] and len(result.written) == 4 * n
+    pngs = sorted(p for p in result.written if p.suffix == ".png")
+    for png in pngs:
+        meta = json.loads(png.with_suffix(".json").read_text())
+        x0, y0, x1, y1 = meta["figure"]["image_box"]
+        assert (x1 - x0, y1 - y0) == (128, 128)
+        assert meta["figure"].get("bar_box") is None  # no colour bar asked for
+        assert Image.open(png).size[0] == 128  # nothing beside the image
+        assert meta["mask"]["source"] == "file"  # each image's own mask, outlined
+    before = {p: p.read_bytes() for p in result.written}
+
+    # Again into the same folder: "Replace files?" No leaves everything as it was.
+    dialog = _open_dialog(qtbot, window, Qt.Key.Key_E, alt)
+    _type(qtbot, dialog.folder_edit, str(folder))
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    _answer(qtbot, dialog, QMessageBox.StandardButton.No)
+    assert dialog.isVisible() and all(p.read_bytes() == b for p, b in before.items())
+    # Yes replaces them, with the new options (the colour bar is back by default).
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(window.batchFinished, timeout=30_000) as sig:
+        _answer(qtbot, dialog, QMessageBox.StandardButton.Yes)
+    assert sig.args[0].status == "finished" and len(sig.args[0].written) == 4 * n
+    meta = json.loads(pngs[0].with_suffix(".json").read_text())
+    assert meta["figure"]["bar_box"] is not None
