@@ -75,7 +75,7 @@ def test_any_class_can_be_the_target(qtbot, window, files):
     assert window.wait_until_idle(20_000)
     window.controls.set_method("relevance")
     assert window.wait_until_idle(20_000)
-    top5 = set(window.predictions.classes())
+    top5 = set(window.predictions.classes()[:5])  # the table lists the top 10
     outside = next(c for c in range(len(CLASSES)) if c not in top5)
     combo = window.predictions.any_class
     assert combo.count() == len(CLASSES) + 1
