@@ -185,9 +185,8 @@ class AttentionGrid(QWidget):
             self._hovered[0] < L and self._hovered[1] < layout.columns
         ):
             self._hovered = None
-        self._update_bars()
         self.entropy_plot.set_entropy(data.entropy, data.max_entropy)
-        self.entropy_plot.set_layer(self.focus_cell()[0])
+        self._update_bars()  # the bars, the focused cell and the entropy plot's layer
         self.image_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         self._show_axes(True)
         if new_shape:
@@ -212,6 +211,7 @@ class AttentionGrid(QWidget):
             self.bar.setVisible(False)
             self.rollout_bar.setVisible(False)
             self.focus.clear()
+            self.entropy_plot.clear_plot()
             return
         if sc.shared:
             self.bar.set_scale(sc.cell(0, 0), self.colormap, "heads and fused: one range")

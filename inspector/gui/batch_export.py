@@ -15,9 +15,9 @@ Public API:
 * ``plan_batch(images, out_dir, settings) -> list[BatchItem]`` - the file names (method and
   settings in the name, as :func:`~inspector.gui.export_dialog.suggested_name`).
 * ``existing_targets(items) -> list[Path]`` - what would be replaced.
-* ``BatchExport(loaded, items, settings, checkpoint, overwrite=False, size=..., colorbar=True,
-  outline=True)`` - the figure options as in the single export (``outline`` draws each image's
-  own ``<stem>_mask.png``); ``start()``,
+* ``BatchExport(loaded, items, settings, checkpoint, overwrite=False, options=FigureOptions())``
+  - ``options`` are the single export's figure options (size, colour bar, outline; the outline
+  is each image's own ``<stem>_mask.png``); ``start()``,
   ``cancel()``, ``wait(timeout_ms)``, ``is_running()``; signals ``progress(done, total, name)``
   (``worker.progress`` is the same signal emitted on the worker thread)
   and ``finished(BatchResult)``.

@@ -8,6 +8,7 @@ and writes through :mod:`inspector.gui.export_dialog` and :mod:`inspector.gui.ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,12 +106,20 @@ class WindowExports:
         )
         self._open_export_dialog(dialog)
 
-    def _open_export_dialog(self, dialog: ExportDialog) -> None:
+    def _open_export_dialog(
+        self, dialog: ExportDialog, then: Callable[[list], None] | None = None
+    ) -> None:
+        """Open ``dialog`` (window-modal); once it has exported, remember its folder and call
+        ``then(written)`` (default: name the files written in the status bar)."""
+
         def done(written: list) -> None:
-            self.w.settings_store.setValue("export/folder", str(Path(written[0]).parent))
-            self.w.statusBar().showMessage(
-                "Wrote " + ", ".join(Path(p).name for p in written), 6000
-            )
+            self.w.settings_store.setValue("export/folder", str(dialog.target().parent))
+            if then is not None:
+                then(written)
+            else:
+                self.w.statusBar().showMessage(
+                    "Wrote " + ", ".join(Path(p).name for p in written), 6000
+                )
 
         dialog.exported.connect(done)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -228,15 +237,7 @@ class WindowExports:
         )
         dialog.outline_box.setText("Outline each image's mask (<image>_mask.png)")
         dialog.outline_box.setToolTip("Images without a mask file are exported without outline")
-
-        def started(_written: list) -> None:
-            self.w.settings_store.setValue("export/folder", str(dialog.target().parent))
-            self._progress_dialog(self.batch, len(images))
-
-        dialog.exported.connect(started)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.w.export_dialog = dialog
-        dialog.open()
+        self._open_export_dialog(dialog, lambda _: self._progress_dialog(self.batch, len(images)))
 
     def _progress_dialog(self, job: BatchExport, total: int) -> None:
         dialog = QProgressDialog(f"Exporting {total} image(s)…", "Cancel", 0, total, self.w)
@@ -246,7 +247,6 @@ class WindowExports:
         dialog.canceled.connect(job.cancel)
         job.progress.connect(lambda d, _t, _n: dialog.setValue(d))
         job.finished.connect(lambda _r: dialog.reset())
-        self.w.batch_progress = dialog  # for tests
 
     def grid_dialog(self) -> None:
         if self.w.explorer.is_empty():

@@ -81,12 +81,17 @@ def _move(widget, pos) -> None:
     QApplication.sendEvent(widget, event)
 
 
-def test_grid_hover_and_click(qtbot, cap):
+def _shown_grid(qtbot, width: int, height: int) -> AttentionGrid:
     grid = AttentionGrid()
     qtbot.addWidget(grid)
-    grid.resize(500, 420)
+    grid.resize(width, height)
     grid.show()
     qtbot.waitExposed(grid)
+    return grid
+
+
+def test_grid_hover_and_click(qtbot, cap):
+    grid = _shown_grid(qtbot, 500, 420)
     data = explorer_maps(cap, query=0, fusion="mean")
     grid.set_data(data, colormap="viridis")
     assert grid.mosaic.shape[:2] == (grid.layout_.height, grid.layout_.width)
@@ -113,11 +118,7 @@ def test_a_tall_dock_shows_the_grid_then_the_focused_cell_then_the_entropy(qtbot
     """Issue 11: at 1920 x 1080 the grid filled a third of its dock's height and left the rest
     empty. Now the grid takes the height its width calls for, the focused cell fills the width
     under it, and the head entropies take what is left."""
-    grid = AttentionGrid()
-    qtbot.addWidget(grid)
-    grid.resize(300, 900)
-    grid.show()
-    qtbot.waitExposed(grid)
+    grid = _shown_grid(qtbot, 300, 900)
     data = explorer_maps(cap, query=0, fusion="mean")
     grid.set_data(data)
     qtbot.waitUntil(lambda: grid.entropy_plot.isVisible() and grid.focus.isVisible(), timeout=5000)
@@ -150,11 +151,7 @@ def test_a_tall_dock_shows_the_grid_then_the_focused_cell_then_the_entropy(qtbot
 
 
 def test_a_short_wide_dock_gives_the_grid_all_its_height(qtbot, cap):
-    grid = AttentionGrid()
-    qtbot.addWidget(grid)
-    grid.resize(640, 300)
-    grid.show()
-    qtbot.waitExposed(grid)
+    grid = _shown_grid(qtbot, 640, 300)
     grid.set_data(explorer_maps(cap, query=0, fusion="mean"))
     vb = grid.plot.getViewBox()
     qtbot.waitUntil(

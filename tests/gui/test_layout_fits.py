@@ -93,7 +93,7 @@ def test_masks_panel_fits_without_clipping(qtbot, window, size):
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
-def test_predictions_show_all_five_rows_and_the_method_panel_keeps_room(qtbot, window, files, size):
+def test_predictions_show_the_top_rows_and_the_method_panel_keeps_room(qtbot, window, files, size):
     from gui_helpers import loaded
 
     loaded(qtbot, window, files)
