@@ -3,9 +3,15 @@
 ``--screenshot PATH`` renders the window offscreen to a PNG and exits.
 """
 
+import gc
 import sys
 
-from inspector.gui.app import main
+# The cyclic collector stays off until the first map is painted: torch's import leaves ~360k
+# tracked objects, and each full collection walks them all (~70-100 ms here), several times
+# during start-up. inspector.gui.app collects once and freezes them afterwards.
+gc.disable()
+
+from inspector.gui.app import main  # noqa: E402 - after gc.disable(), on purpose
 
 if __name__ == "__main__":
     sys.exit(main())

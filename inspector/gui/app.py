@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -91,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         splash.close()
     if args.first_map:
         return _exit_after_first_map(app, window)
+    if not gc.isenabled():
+        settle_garbage_collector(window)
 
     if args.screenshot is not None:
         idle = window.wait_until_idle(timeout_ms=60_000)
@@ -111,6 +114,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.screenshot}")
         return 0
     return app.exec()
+
+
+def settle_garbage_collector(window, fallback_ms: int = 10_000) -> None:
+    """Turn the cyclic collector back on once the first map is painted (main.py starts with it
+    off), after one full collection and ``gc.freeze()``: start-up's objects (torch's ~360k)
+    move to the permanent generation, so later full collections, which would each walk them
+    for ~70-100 ms and stall the event loop, skip them. Also done on the first error shown,
+    or after ``fallback_ms`` when no map comes (no checkpoint or no image)."""
+    from PySide6.QtCore import QTimer
+
+    def settle(*_: object) -> None:
+        if gc.isenabled():
+            return
+        gc.collect()  # start-up's own cyclic garbage, so that freeze() keeps none of it
+        gc.freeze()
+        gc.enable()
+
+    # A delay, not 0 ms: the overlay's paint event, posted with it, goes first.
+    window.overlayUpdated.connect(lambda: QTimer.singleShot(100, settle))
+    window.errorShown.connect(lambda _: QTimer.singleShot(100, settle))
+    QTimer.singleShot(fallback_ms, settle)
 
 
 def _exit_after_first_map(app, window) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -89,3 +90,33 @@ def test_missing_checkpoint_still_renders_with_a_message(qtbot, tmp_path):
     out = tmp_path / "empty.png"
     assert app.main(["--checkpoint", str(tmp_path / "nope.pt"), "--screenshot", str(out)]) == 0
     assert out.exists()
+
+
+def test_the_collector_returns_frozen_once_the_first_map_is_painted(qtbot, window, inputs):
+    """main.py starts with the cyclic GC off; the first painted map turns it back on, with
+    start-up's objects frozen, so later full collections no longer walk torch's modules."""
+    ck, img = inputs
+    gc.disable()
+    try:
+        app.settle_garbage_collector(window, fallback_ms=60_000)
+        with qtbot.waitSignal(window.overlayUpdated, timeout=30_000):
+            window.open_checkpoint(ck)
+            window.open_image(img)
+        assert not gc.isenabled()  # not before the paint that follows the overlay
+        qtbot.waitUntil(gc.isenabled, timeout=5_000)
+        assert gc.get_freeze_count() > 100_000  # torch alone leaves ~300k tracked objects
+        assert len(gc.get_objects()) < gc.get_freeze_count() / 10
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_the_collector_returns_without_a_map_after_the_fallback(qtbot, window):
+    gc.disable()
+    try:
+        app.settle_garbage_collector(window, fallback_ms=50)  # no checkpoint: no map comes
+        qtbot.waitUntil(gc.isenabled, timeout=5_000)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()
