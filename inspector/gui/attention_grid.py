@@ -366,12 +366,14 @@ class AttentionGrid(QWidget):
                 others -= w.height() + spacing
         spare = self.height() - others - need
         show_focus = spare >= FOCUS_MIN_HEIGHT + spacing
-        # A square cell: the view's width plus the title line.
+        # A square cell: the view's width plus the title line; smaller when that would hide
+        # the entropy plot (a wide dock: the square cell alone filled a 1080 px column).
         focus_full = self.focus.square_height(self.plot_widget.width())
-        show_entropy = show_focus and spare - focus_full - 2 * spacing >= ENTROPY_MIN_HEIGHT
+        focus_h = min(focus_full, spare - 2 * spacing - ENTROPY_MIN_HEIGHT)
+        show_entropy = show_focus and focus_h >= FOCUS_MIN_HEIGHT
         limits = (
             (self.plot_widget, need if show_focus else UNLIMITED),
-            (self.focus, focus_full if show_entropy else UNLIMITED),
+            (self.focus, focus_h if show_entropy else UNLIMITED),
         )
         for widget, limit in limits:
             if widget.maximumHeight() != limit:

@@ -146,13 +146,14 @@ class ImageView(pg.GraphicsLayoutWidget):
     brushed = Signal(object, bool)
     strokeFinished = Signal()
     boxDrawn = Signal(int, int, int, int)
+    shapeChanged = Signal()  # the image's size changed (or it was removed): its frame re-fits
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setBackground(QColor(32, 33, 36))
         self.ci.layout.setContentsMargins(0, 0, 0, 0)
         self.view: pg.ViewBox = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.view.setDefaultPadding(0.02)
+        self.view.setDefaultPadding(0.0)  # the view is sized to the image: no dark frame
         self.image_item = RgbImageItem()
         self.view.addItem(self.image_item)
         # The mask outline: a dark halo under a bright line, readable on any colormap.
@@ -218,13 +219,16 @@ class ImageView(pg.GraphicsLayoutWidget):
             self.image_item.set_rgb(None)
             self.set_mask(None)
             self.query_box.setVisible(False)
-            self._shape = None
+            if self._shape is not None:
+                self._shape = None
+                self.shapeChanged.emit()
             return
         self._rgb = rgb
         self.image_item.set_rgb(rgb)
         shape = rgb.shape[:2]
         if shape != self._shape:
             self._shape = shape
+            self.shapeChanged.emit()
             self.fit()
         if self.message.textItem.toPlainText():
             self.message.setText("")
@@ -263,10 +267,17 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.query_box.setRect(QRectF(*rect))
         self.query_box.setVisible(self.tool == "query")
 
+    def aspect(self) -> float | None:
+        """The image's width / height, or None without an image."""
+        if self._shape is None:
+            return None
+        h, w = self._shape
+        return w / h
+
     def fit(self) -> None:
         if self._shape is not None:
             h, w = self._shape
-            self.view.setRange(QRectF(0, 0, w, h), padding=0.02)
+            self.view.setRange(QRectF(0, 0, w, h), padding=0.0)
 
     # -- tools -----------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:

@@ -3,8 +3,8 @@ map is, and a visible notice when the map is degenerate (all zero, constant, non
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtWidgets import QLabel, QWidget
 
 from inspector.core.colorscale import Scale
 from inspector.core.saliency import MapSettings, registry
@@ -40,42 +40,110 @@ def caption_text(m: MapSettings, target_name: str | None, predicted: bool) -> st
 
 
 class MapFrame(QWidget):
-    """Image view | colour bar, with the caption and the notice under them."""
+    """The map as a figure: the image view sized to the image's aspect ratio, the colour bar
+    against its right edge and as tall as it, the caption right under both, the block centred
+    in the frame; the notice across the top when there is one.
+
+    Not a grid layout: a layout cell stretches the view to the frame's aspect ratio, which left
+    dark bands beside a square image (at 1920x1080) or above and below it (a narrow centre),
+    and the colour bar far from the image it scales."""
+
+    GAP = 6  # px between the view and the colour bar, and above the caption
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.image_view = ImageView()
-        self.color_bar = ColorBar(Qt.Orientation.Vertical)
-        self.caption = QLabel("")
+        self.image_view = ImageView(self)
+        self.color_bar = ColorBar(Qt.Orientation.Vertical, self)
+        self.caption = QLabel("", self)
         self.caption.setWordWrap(True)
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.notice = QLabel("")
+        self.notice = QLabel("", self)
         self.notice.setWordWrap(True)
-        self.notice.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.notice.setStyleSheet(
             "QLabel { background: #5a3b00; color: #ffd27a; padding: 4px; border-radius: 3px; }"
         )
         self.notice.setVisible(False)
-        lay = QGridLayout(self)
-        lay.setContentsMargins(0, 0, 4, 2)
-        lay.setHorizontalSpacing(6)
-        lay.addWidget(self.notice, 0, 0, 1, 2)
-        lay.addWidget(self.image_view, 1, 0)
-        lay.addWidget(self.color_bar, 1, 1)
-        lay.addWidget(self.caption, 2, 0, 1, 2)
-        lay.setRowStretch(1, 1)
-        lay.setColumnStretch(0, 1)
+        self.color_bar.setVisible(False)
+        self.image_view.shapeChanged.connect(self._relayout)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(640, 600)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        # The image is the point of the window: docks (or an old saved layout) never squeeze
+        # it below 260 px, with the colour bar beside it and two caption lines under it.
+        bar = self.color_bar.sizeHint().width() + self.GAP
+        return QSize(260 + bar, 260 + 2 * self.fontMetrics().lineSpacing() + 12)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._relayout()
+
+    def spare_width(self) -> int:
+        """How much narrower the frame could be with the image as large as now: the width of
+        the bands beside an image (a square one in a wide centre), 0 when the image is
+        width-bound. The window gives it to the docks (``WindowLayout``)."""
+        view, bar, _caption, _notice = self._geometry()
+        used = view.width() + (bar.width() + self.GAP if not self.color_bar.isHidden() else 0)
+        return max(0, self.width() - 4 - used)
+
+    def view_rect(self) -> QRect:
+        """Where the image view goes in a frame of this size (also what ``_relayout`` sets)."""
+        return self._geometry()[0]
+
+    def _geometry(self) -> tuple[QRect, QRect, QRect, QRect]:
+        """(view, colour bar, caption, notice) rectangles for the frame's current size."""
+        width, height = self.width() - 4, self.height() - 2  # a little air at the right/bottom
+        top = 0
+        notice = QRect()
+        if not self.notice.isHidden():
+            notice = QRect(0, 0, width, self.notice.heightForWidth(width))
+            top = notice.height() + self.GAP
+        bar_w = self.color_bar.sizeHint().width() + self.GAP if not self.color_bar.isHidden() else 0
+        aspect = self.image_view.aspect()  # width / height, None without an image
+
+        def fit(caption_h: int) -> tuple[int, int]:
+            free_w, free_h = max(1, width - bar_w), max(1, height - top - caption_h - self.GAP)
+            if aspect is None:
+                return free_w, free_h
+            w = min(free_w, round(free_h * aspect))
+            return w, min(free_h, round(w / aspect))
+
+        caption_h = self._caption_height(width)
+        view_w, view_h = fit(caption_h)
+        if (narrower := self._caption_height(view_w + bar_w)) > caption_h:
+            caption_h = narrower  # the caption wraps to more lines under a narrow image
+            view_w, view_h = fit(caption_h)
+        block_w, block_h = view_w + bar_w, view_h + self.GAP + caption_h
+        x = (width - block_w) // 2
+        y = top + max(0, (height - top - block_h) // 2)
+        view = QRect(x, y, view_w, view_h)
+        bar = QRect(x + view_w + self.GAP, y, max(0, bar_w - self.GAP), view_h)
+        caption = QRect(x, y + view_h + self.GAP, block_w, caption_h)
+        return view, bar, caption, notice
+
+    def _caption_height(self, width: int) -> int:
+        if not self.caption.text():
+            return 0
+        return self.caption.heightForWidth(max(1, width))
+
+    def _relayout(self) -> None:
+        view, bar, caption, notice = self._geometry()
+        self.image_view.setGeometry(view)
+        self.color_bar.setGeometry(bar)
+        self.caption.setGeometry(caption)
+        self.notice.setGeometry(notice)
 
     def show_map(self, scale: Scale | None, colormap: str, caption: str, flags: list[str]) -> None:
         self.color_bar.set_scale(scale, colormap)
         self.color_bar.setVisible(scale is not None)
         self.caption.setText(caption)
-        self.set_notice(flags)
+        self.set_notice(flags)  # lays out again
 
     def set_notice(self, flags: list[str]) -> None:
         text = "; ".join(flags)
         self.notice.setText(f"⚠ {text}" if text else "")
         self.notice.setVisible(bool(text))
+        self._relayout()
 
     def clear_map(self) -> None:
         self.show_map(None, self.color_bar.colormap, "", [])

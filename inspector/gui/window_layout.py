@@ -49,8 +49,6 @@ def build_widgets(w: MainWindow) -> None:
     centre.addWidget(w.strip)
     centre.setStretchFactor(0, 1)
     centre.setCollapsible(0, False)
-    # The image is the point of the window: docks (or an old saved layout) never squeeze it.
-    w.image_view.setMinimumSize(260, 320)  # + the colour bar: ~320 px wide
     # The compare view is a central tab beside the image: it needs the room (issue 11).
     w.central_tabs = QTabWidget()
     w.central_tabs.setDocumentMode(True)
@@ -95,6 +93,7 @@ class WindowLayout:
 
     def __init__(self, window: MainWindow) -> None:
         self.w = window
+        self._spare_pending = False
 
     def restore(self) -> None:
         store = self.w.settings_store
@@ -131,9 +130,37 @@ class WindowLayout:
         column = self.w.controls_dock.height() + dock.height()  # the two share it
         return min(panel.sizeHint().height() + 40, column - int(self.w.height() * 0.37))
 
-    def default_sizes(self) -> None:
-        """Default proportions: the image gets the middle; explorer and controls the sides."""
+    def training_width(self) -> int:
+        """The training dock's first width: the left area's, plus what the centre cannot use
+        (bands beside a square image), at least the form with 400 px of curves beside it, at
+        most 60% of the window. A fixed 60% left a 1920 px window's image 360 px wide in a
+        1100 px tall centre."""
         w = self.w
+        panel = w.panels["training"]
+        least = panel.form_widget.sizeHint().width() + 400
+        width = w.explorer_dock.width() + w.map_frame.spare_width()
+        return int(max(least, min(width, 0.6 * w.width())))
+
+    def give_spare_width(self) -> None:
+        """Widen the head/layer dock by the bands the first image leaves beside it (a square
+        image in a wide centre), up to 40% of the window: the grid and its enlarged cell use
+        them. Once, on a first start (no saved layout), when that image is shown."""
+        w = self.w
+        if not self._spare_pending or w.image_view.aspect() is None:
+            return
+        self._spare_pending = False
+        spare = w.map_frame.spare_width()
+        if spare > 8 and w.explorer_dock.isVisible() and not w.explorer_dock.isFloating():
+            width = min(w.explorer_dock.width() + spare, int(0.4 * w.width()))
+            w.resizeDocks([w.explorer_dock], [width], Qt.Orientation.Horizontal)
+
+    def default_sizes(self) -> None:
+        """Default proportions: the image gets the middle; explorer and controls the sides,
+        and the explorer whatever width the image leaves unused."""
+        w = self.w
+        self._spare_pending = True  # once these sizes are laid out and the image is in
+        QTimer.singleShot(0, self.give_spare_width)
+        w.image_view.shapeChanged.connect(lambda: QTimer.singleShot(0, self.give_spare_width))
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
         w.resizeDocks(
             [w.explorer_dock, w.controls_dock], [EXPLORER_WIDTH, CONTROLS_WIDTH], horizontal

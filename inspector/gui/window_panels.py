@@ -102,8 +102,8 @@ class WindowPanels:
                 self.w.predictions_dock, self.w.layout_sizes.predictions_height, v, method
             )
         if key == "training":
-            # Curves and the study table need room: 60% of the window the first time.
-            self.w.dock_widths.track(self.w.extra_docks[key], lambda: int(self.w.width() * 0.6))
+            # Curves and the study table need room; the image keeps what it can fill.
+            self.w.dock_widths.track(self.w.extra_docks[key], self.w.layout_sizes.training_width)
         if key == "training" and hasattr(widget, "study_finished"):
             widget.study_finished.connect(self.on_study_finished)
         if key == "compare" and hasattr(widget, "checkpointsDropped"):
