@@ -6,7 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QSizePolicy
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QLabel, QSizePolicy
+
+from .attention_grid import BACKGROUND
+
+EMPTY_HINT = "No run yet: choose the model and the data,\nthen press Start"
+
+
+class _CentredLabel(QObject):
+    """Keeps a label over the whole of its parent plot as the plot resizes."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Resize:
+            for label in obj.findChildren(QLabel, "emptyHint"):
+                label.setGeometry(obj.rect())
+        return False
 
 
 class TrainingCurves:
@@ -20,10 +35,22 @@ class TrainingCurves:
         self.acc_legend = self.acc_plot.addLegend(offset=(-10, -10))
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.setYRange(0.0, 1.0)
+        self._resizer = _CentredLabel()
+        self.hints: list[QLabel] = []
         for plot in (self.loss_plot, self.acc_plot):
             # Small minimum: the plots follow the dock's width instead of widening it.
             plot.setMinimumSize(160, 180)
             plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+            plot.setBackground(BACKGROUND)  # the grid's and the entropy plot's, not black
+            # Empty axes said nothing before the first run: a line says what fills them.
+            hint = QLabel(EMPTY_HINT, plot)
+            hint.setObjectName("emptyHint")
+            hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            hint.setWordWrap(True)
+            hint.setStyleSheet("color: #9aa0a6; background: transparent;")
+            hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            plot.installEventFilter(self._resizer)
+            self.hints.append(hint)
         sym = {"symbol": "o", "symbolSize": 5}
         self.train_loss = self.loss_plot.plot(
             name="train", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym
@@ -45,6 +72,13 @@ class TrainingCurves:
         # (preset, seed) -> (epochs, losses, accuracies, loss curve, accuracy curve)
         self._study: dict[tuple[str, int], tuple] = {}
 
+    def _show_hint(self, empty: bool, text: str | None = None) -> None:
+        for hint in self.hints:
+            if text is not None:
+                hint.setText(text)
+            if hint.isHidden() == empty:
+                hint.setVisible(empty)
+
     def step_count(self) -> int:
         """Batch-loss points drawn in this job."""
         return len(self._step_x)
@@ -54,6 +88,7 @@ class TrainingCurves:
         self._step_x.append(info["epoch"] - 1 + info["step"] / max(1, info["steps_per_epoch"]))
         self._step_y.append(info["loss"])
         self.step_loss.setData(self._step_x, self._step_y)
+        self._show_hint(False)
 
     def show_history(self, history: list[dict[str, Any]]) -> None:
         """The per-epoch curves from the history rows so far."""
@@ -62,6 +97,7 @@ class TrainingCurves:
         self.val_loss.setData(epochs, [r["val_loss"] for r in history])
         self.train_acc.setData(epochs, [r["train_acc"] for r in history])
         self.val_acc.setData(epochs, [r["val_accuracy"] for r in history])
+        self._show_hint(not history and not self._step_x)
 
     def add_study_point(self, info: dict[str, Any]) -> None:
         """One epoch of one study run: its training loss and validation accuracy join that
@@ -78,6 +114,7 @@ class TrainingCurves:
         loss_curve.setData(epochs, losses)
         acc_curve.setData(epochs, accs)
         acc_curve.setToolTip(f"{info['preset']} seed {info['seed']}")
+        self._show_hint(False)
 
     def study_curves(self) -> dict[tuple[str, int], tuple[list, list, list]]:
         """Per study run: (epochs, training losses, validation accuracies) plotted so far."""
@@ -91,6 +128,11 @@ class TrainingCurves:
         self.loss_legend.setVisible(not study)
         self.acc_legend.setVisible(not study)
 
+    def job_ended(self, status: str) -> None:
+        """A job that ended before its first batch leaves no curve: say so, not "waiting"."""
+        if not self._step_x and not self._study and not any(h.isHidden() for h in self.hints):
+            self._show_hint(True, f"The job {status} before its first batch")
+
     def reset(self) -> None:
         for *_, loss_curve, acc_curve in self._study.values():
             self.loss_plot.removeItem(loss_curve)
@@ -99,3 +141,4 @@ class TrainingCurves:
         self._step_x, self._step_y = [], []
         for curve in (self.train_loss, self.val_loss, self.step_loss, self.train_acc, self.val_acc):
             curve.setData([], [])
+        self._show_hint(True, "Waiting for the first batch…")  # a job is starting

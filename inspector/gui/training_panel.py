@@ -362,6 +362,7 @@ class TrainingPanel(TrainingFormMixin, TrainingStudyMixin, QWidget):
         self._result = (status, message, path)
         job.deleteLater()
         self._set_running(False)
+        self.curves.job_ended(status)
         if status == "failed":
             self.show_error(message)
             self.progress.setFormat("failed")

@@ -44,6 +44,8 @@ def test_preset_fills_every_switch(panel):
 def test_short_training_finishes_and_curves_match_history(panel, qtbot, tmp_path):
     out = tmp_path / "run"
     configure_training(panel, out, epochs=2, train_per_class=2)
+    hints = panel.curves.hints  # empty axes say what fills them, until the first batch
+    assert len(hints) == 2 and all(h.isVisibleTo(panel) and "Start" in h.text() for h in hints)
     with qtbot.waitSignal(panel.finished, timeout=60_000) as blocker:
         assert panel.start()
         assert not panel.start_button.isEnabled()
@@ -65,6 +67,7 @@ def test_short_training_finishes_and_curves_match_history(panel, qtbot, tmp_path
     assert ckpt.config.num_classes == 3
     assert len(load_checkpoint(out / "last.pt").history) == 2
     assert panel.progress.value() == panel.progress.maximum()
+    assert not any(h.isVisibleTo(panel) for h in hints)
 
 
 def test_cancel_stops_cleanly(panel, qtbot, tmp_path):
@@ -105,6 +108,8 @@ def test_bad_dataset_folder_shows_error(panel, qtbot, tmp_path):
     with qtbot.waitSignal(panel.job_ended, timeout=30_000) as ended:
         panel.start()
     assert ended.args[0] == "failed"
+    for hint in panel.curves.hints:  # not "waiting for the first batch" after the job ended
+        assert hint.isVisibleTo(panel) and hint.text() == "The job failed before its first batch"
     message = panel.error_label.text()
     assert panel.error_label.isVisibleTo(panel) and message
     # The core's DatasetError message, not an unexpected crash or a traceback.
