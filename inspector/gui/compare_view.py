@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -223,6 +224,8 @@ class CompareView(QWidget):
     updated = Signal()
     busy_changed = Signal(bool)
     checkpointsDropped = Signal(list)  # paths dropped on the view (the window adds them)
+    studyRequested = Signal()  # "Compare the study models" on the empty view
+    chooseRequested = Signal()  # "Choose checkpoints…" on the empty view
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -274,14 +277,29 @@ class CompareView(QWidget):
         body.addWidget(self.scroll, 1)
         body.addWidget(self.bar)
         lay.addLayout(body, 1)
+        # The empty view says what it is for and offers both ways in, centred where the
+        # tiles will be (a line at the top-left left the whole tab empty).
         self.empty_label = QLabel(
-            "Drop two or more checkpoints here (or File ▸ Compare "
-            "Checkpoints…) to compare them on the same image and "
-            "settings as the main view."
+            "Compare checkpoints side by side on this image, with the main view's method, "
+            "settings, target and mask.\nDrop two or more checkpoints here, or:"
         )
         self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.grid.addWidget(self.empty_label, 0, 0)
+        self.study_button = QPushButton("Compare the paper's study models")
+        self.study_button.clicked.connect(self.studyRequested)
+        self.choose_button = QPushButton("Choose checkpoints…")
+        self.choose_button.clicked.connect(self.chooseRequested)
+        self.empty_state = QWidget()
+        empty = QVBoxLayout(self.empty_state)
+        empty.addStretch(1)
+        empty.addWidget(self.empty_label)
+        # One above the other: side by side they made the tab (and so the centre) at least
+        # ~450 px wide, which squeezed the training dock at 1280 px.
+        for button in (self.study_button, self.choose_button):
+            empty.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty.addStretch(2)
+        body.insertWidget(0, self.empty_state, 1)  # in the tiles' place
+        self.scroll.setVisible(False)
         self._update_header()
 
     # ------------------------------------------------------------------ models
@@ -487,7 +505,8 @@ class CompareView(QWidget):
         for cell, title in zip(self._cells, titles, strict=True):
             if titles.count(title) > 1:  # e.g. model.pt of two runs: name the folders too
                 cell.set_title("/".join(Path(cell.path).parts[-3:]))
-        self.empty_label.setVisible(not self._cells)
+        self.empty_state.setVisible(not self._cells)
+        self.scroll.setVisible(bool(self._cells))
         self.bar.setVisible(False)
         self._columns = self._side = 0
         self._place_cells()
@@ -518,7 +537,9 @@ class CompareView(QWidget):
             if self._scaling == "compare"
             else "colours: each tile its own range"
         )
-        self.header.setText(f"{len(self._entries)} model(s) · " + " · ".join(parts))
+        count = len(self._entries)
+        models = "no models yet" if not count else f"{count} model" + ("s" * (count != 1))
+        self.header.setText(f"{models} · " + " · ".join(parts))
 
     def _geometry(self) -> tuple[int, int]:
         """``(columns, side)`` for the area the tiles have now: the view less its margins, the

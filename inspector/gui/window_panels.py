@@ -109,6 +109,14 @@ class WindowPanels:
         if key == "compare" and hasattr(widget, "checkpointsDropped"):
             widget.forward_drops = True
             widget.checkpointsDropped.connect(self.compare_checkpoints)
+            widget.studyRequested.connect(self.compare_study_models)
+            widget.chooseRequested.connect(self.compare_dialog)
+            from inspector.paths import STUDY_CHECKPOINTS, study_checkpoints
+
+            found = len(study_checkpoints())
+            widget.study_button.setEnabled(found > 0)
+            where = f"in {STUDY_CHECKPOINTS}"
+            widget.study_button.setToolTip(f"{found} models {where}" if found else f"none {where}")
 
     def on_training_finished(self, path: str) -> None:
         self.w.statusBar().showMessage(f"Training finished: opening {Path(path).name}", 6000)

@@ -117,6 +117,40 @@ def test_dropping_two_checkpoints_on_the_window_compares_them(qtbot, window, fil
     assert window.panels["compare"].models() == [str(files["ckpt"]), str(second_ckpt)]
 
 
+def test_the_empty_compare_tab_offers_the_study_models_and_a_file_dialog(
+    qtbot, window, files, second_ckpt, monkeypatch
+):
+    from PySide6.QtWidgets import QFileDialog
+
+    from inspector.paths import study_checkpoints
+
+    loaded(qtbot, window, files)
+    panel = window.panels["compare"]
+    window.central_tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.empty_state.isVisible(), timeout=5000)
+    assert panel.header.text().startswith("no models yet")
+    # Centred in the tab, not a line at its top-left.
+    label = panel.empty_label
+    centre = label.mapTo(panel, label.rect().center())
+    assert abs(centre.x() - panel.width() / 2) < 0.1 * panel.width()
+    assert centre.y() > 0.2 * panel.height()
+
+    chosen = [str(files["ckpt"]), str(second_ckpt)]
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: (chosen, ""))
+    qtbot.mouseClick(panel.choose_button, Qt.MouseButton.LeftButton)
+    assert panel.models() == chosen
+    qtbot.waitUntil(lambda: not panel.empty_state.isVisible(), timeout=5000)
+    assert panel.header.text().startswith("2 models")
+
+    study = [str(p) for p in study_checkpoints()]
+    if not study:
+        pytest.skip("no study checkpoints beside this checkout")
+    panel.set_models([])
+    assert panel.empty_state.isVisible() and panel.study_button.isEnabled()
+    qtbot.mouseClick(panel.study_button, Qt.MouseButton.LeftButton)
+    assert panel.models() == study and len(study) == 14
+
+
 def test_grid_png_export(qtbot, window, files, tmp_path):
     loaded(qtbot, window, files)
     window.controls.fusion.setCurrentText("min")
