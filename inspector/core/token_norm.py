@@ -22,6 +22,8 @@ import numpy as np
 from .token_layout import TokenLayout
 
 __all__ = [
+    "NormProfile",
+    "norm_profile",
     "OUTLIER_Z",
     "Outlier",
     "TokenNormView",
@@ -105,3 +107,29 @@ def token_norm_map(
     found.sort(key=lambda o: -o.norm)
     prefix = {i: float(n[layer, i]) for i in range(layout.num_prefix_tokens)}
     return TokenNormView(layer, grid.astype(np.float32), found, prefix)
+
+
+@dataclass(frozen=True)
+class NormProfile:
+    """Patch-token norms of every layer, for the per-layer view of where artefacts appear.
+
+    Attributes: ``patches`` ``(L, P)`` float32 norms of the patch tokens; ``median`` and
+    ``threshold`` ``(L,)``: each layer's median and the outlier rule's bound
+    ``median + z * 1.4826 * MAD`` (``inf`` where MAD is 0: nothing is an outlier)."""
+
+    patches: np.ndarray
+    median: np.ndarray
+    threshold: np.ndarray
+
+
+def norm_profile(outputs: np.ndarray, layout: TokenLayout, *, z: float = OUTLIER_Z) -> NormProfile:
+    """Every layer's patch norms with its median and outlier bound (:func:`token_norm_map`'s
+    rule, layer by layer: a patch is an outlier of its layer when its norm is above the bound).
+    """
+    n = token_norms(outputs)
+    # (L, rows, cols) -> (L, P): the patch tokens only, in grid order
+    patches = np.stack([layout.to_grid(row).reshape(-1) for row in n])
+    med = np.median(patches, axis=1)
+    mad = 1.4826 * np.median(np.abs(patches - med[:, None]), axis=1)
+    threshold = np.where(mad > 0, med + z * mad, np.inf)
+    return NormProfile(patches.astype(np.float32), med, threshold)

@@ -10,9 +10,11 @@ with a robust z-score above 5). Clicking an outlier makes it the query token of 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPen, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QGraphicsRectItem,
     QGridLayout,
     QLabel,
     QListWidget,
@@ -21,8 +23,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.core.colorscale import scale_of, to_unit
 from inspector.core.postprocess import colorize
 from inspector.core.registers import RegisterAttention
+from inspector.core.token_norm import NormProfile
+
+from .attention_grid import BACKGROUND
+from .cell_focus import CellFocus
+from .color_bar import ColorBar
+from .norm_profile_plot import NormProfilePlot
 
 __all__ = ["TokensPanel"]
 
@@ -72,12 +81,44 @@ class TokensPanel(QWidget):
             "artefacts registers absorb. Double-click or Enter: use as the query token."
         )
         self.outlier_list.itemActivated.connect(self._on_activated)
+        # The layer's patch-token norms as a map (Darcet et al.'s figure): the artefacts are
+        # its bright isolated patches, boxed in red when they pass the outlier rule. The
+        # list alone was an empty white box for a clean layer.
+        self.norm_map = CellFocus(BACKGROUND)
+        self.norm_map.setMinimumHeight(120)
+        self.profile_plot = NormProfilePlot(BACKGROUND)
+        self.norm_bar = ColorBar(Qt.Orientation.Horizontal)
+        self.norm_values: np.ndarray | None = None  # (rows, cols) norms as shown
+        self._boxes: list[QGraphicsRectItem] = []
         layout = QVBoxLayout(self)
         layout.addWidget(self.register_title)
         layout.addWidget(self._thumbs)
         layout.addWidget(self.outlier_title)
+        layout.addWidget(self.norm_map, 3)
+        layout.addWidget(self.norm_bar)
+        layout.addWidget(self.profile_plot, 2)
         layout.addWidget(self.outlier_list, 1)
         self.clear()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # The norm map square (no dark bands above and below it); the plot takes the rest.
+        # Sized from the enclosing scroll area less a scroll bar, never from this panel's own
+        # width: that changes when the scroll bar comes and goes, and a square tied to it
+        # made the bar flip on and off for ever at some sizes.
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        margins = self.layout().contentsMargins()
+        if area is not None:
+            bar = area.style().pixelMetric(area.style().PixelMetric.PM_ScrollBarExtent)
+            width = area.width() - 2 * area.frameWidth() - bar
+        else:
+            width = event.size().width()
+        width -= margins.left() + margins.right()
+        limit = self.norm_map.square_height(max(1, width))
+        if self.norm_map.maximumHeight() != limit:
+            self.norm_map.setMaximumHeight(limit)
+        super().resizeEvent(event)
 
     def clear(self) -> None:
         self.set_registers(None)
@@ -115,12 +156,28 @@ class TokensPanel(QWidget):
             self._thumb_grid.addWidget(box, r // PER_ROW, r % PER_ROW)
             self.thumb_labels.append(box)
 
-    def set_outliers(self, report: dict | None, reason: str = "") -> None:
-        """Show an outlier report (:func:`capture_outliers`); None: ``reason`` instead."""
+    def set_outliers(
+        self,
+        report: dict | None,
+        reason: str = "",
+        norms: np.ndarray | None = None,
+        colormap: str = "viridis",
+        profile: NormProfile | None = None,
+    ) -> None:
+        """Show an outlier report (:func:`capture_outliers`) and, when given, the layer's
+        ``(rows, cols)`` patch norms as a map (:func:`capture_norm_view`) and every layer's
+        norms (:func:`capture_norm_profile`); None: ``reason`` instead."""
         self.outlier_list.clear()
         self.outliers = [] if report is None else list(report["outliers"])
+        self._show_norms(None if report is None else norms, colormap)
+        shown = report is not None and profile is not None
+        self.profile_plot.set_profile(
+            profile if shown else None, None if report is None else report["layer"]
+        )
+        self.profile_plot.setVisible(shown)
         if report is None:
             self.outlier_title.setText(f"High-norm tokens: {reason or 'no capture'}")
+            self.outlier_list.setVisible(False)
             return
         n = len(self.outliers)
         self.outlier_title.setText(
@@ -134,6 +191,31 @@ class TokensPanel(QWidget):
             )
             item.setData(Qt.ItemDataRole.UserRole, int(o["token"]))
             self.outlier_list.addItem(item)
+        self.outlier_list.setVisible(n > 0)  # none: the map keeps the room
+
+    def _show_norms(self, norms: np.ndarray | None, colormap: str) -> None:
+        for box in self._boxes:
+            self.norm_map.view.removeItem(box)
+        self._boxes = []
+        self.norm_values = None if norms is None else np.asarray(norms)
+        shown = norms is not None and norms.size > 0
+        self.norm_map.setVisible(shown)
+        self.norm_bar.setVisible(shown)
+        if not shown:
+            self.norm_map.clear()
+            return
+        scale = scale_of([self.norm_values], units="norm")
+        rgba = np.ascontiguousarray(colorize(to_unit(self.norm_values, scale), colormap))
+        self.norm_map.show_cell(rgba, "Patch-token norms (red: outliers)")
+        self.norm_bar.set_scale(scale, colormap)
+        pen = QPen(QColor(255, 60, 60))
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        for o in self.outliers:
+            box = QGraphicsRectItem(QRectF(o["col"], o["row"], 1, 1))
+            box.setPen(pen)
+            self.norm_map.view.addItem(box)
+            self._boxes.append(box)
 
     def _on_activated(self, item: QListWidgetItem) -> None:
         self.tokenChosen.emit(int(item.data(Qt.ItemDataRole.UserRole)))

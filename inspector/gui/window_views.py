@@ -182,7 +182,11 @@ class WindowViews:
             panel.clear()
             return
         from inspector.core.registers import register_attention
-        from inspector.core.saliency.token_norm import capture_outliers
+        from inspector.core.saliency.token_norm import (
+            capture_norm_profile,
+            capture_norm_view,
+            capture_outliers,
+        )
 
         s = self.w.controls.settings()
         key = (id(cap), s.map.layer, s.colormap)
@@ -195,7 +199,9 @@ class WindowViews:
             panel.set_registers(None)
             self.w.show_error(f"Cannot show the registers: {user_message(exc)}")
         try:
-            panel.set_outliers(capture_outliers(cap, layer=s.map.layer))
+            report = capture_outliers(cap, layer=s.map.layer)
+            norms = capture_norm_view(cap, layer=s.map.layer).map
+            panel.set_outliers(report, "", norms, s.colormap, capture_norm_profile(cap))
         except Exception as exc:  # noqa: BLE001 - e.g. Swin records no token norms
             panel.set_outliers(None, user_message(exc))
 

@@ -17,7 +17,7 @@ from inspector.core.checkpoint import Checkpoint, save_checkpoint
 from inspector.core.config import Preprocess, ViTConfig
 from inspector.core.model import VisionTransformer
 from inspector.core.saliency import MapSettings, SaliencyError, compute_map, registry
-from inspector.core.saliency.token_norm import capture_outliers
+from inspector.core.saliency.token_norm import capture_norm_profile, capture_outliers
 
 PLANT = (1, 2)  # the bright patch (row, col) of the 4x4 grid
 
@@ -83,6 +83,25 @@ def test_map_is_the_layer_norms_and_the_planted_patch_is_the_only_outlier():
     assert capture_outliers(capture(model, _input(calm)))["outliers"] == []
     rescaled = compute_map(cap, "token-norm")
     assert rescaled.max() == pytest.approx(1.0) and rescaled[PLANT] == pytest.approx(1.0)
+
+
+def test_the_norm_profile_bounds_each_layer_by_the_outlier_rule():
+    model = _model()
+    x = _input(_image())
+    cap = capture(model, x)
+    ref = _reference_norms(model, x)[:, 1:]  # (L, 16) patch tokens, float64
+    prof = capture_norm_profile(cap)
+    np.testing.assert_allclose(prof.patches, ref, rtol=1e-5)
+    for layer in range(3):
+        patches = ref[layer]
+        med = np.median(patches)
+        mad = np.median(np.abs(patches - med)) * 1.4826
+        assert prof.median[layer] == pytest.approx(med, rel=1e-5)
+        assert prof.threshold[layer] == pytest.approx(med + 5 * mad, rel=1e-5)
+        # The bound separates exactly the outliers the per-layer report lists.
+        above = np.flatnonzero(prof.patches[layer] > prof.threshold[layer])
+        listed = [o["row"] * 4 + o["col"] for o in capture_outliers(cap, layer=layer)["outliers"]]
+        assert sorted(listed) == above.tolist() == [PLANT[0] * 4 + PLANT[1]]
 
 
 def test_a_capture_without_norms_is_refused_with_the_reason():

@@ -85,6 +85,28 @@ def test_outlier_list_names_the_planted_token_and_sets_the_query(qtbot, window, 
     # The map shown is the layer's norms: brightest at the planted patch.
     grid = window.last_render.grid
     assert np.unravel_index(grid.argmax(), grid.shape) == PLANT
+    # The panel's own norm map: the last block's patch-token norms as the capture recorded
+    # them (the class token first, then 4 x 4 patches), the planted patch at the top of the
+    # colour bar and boxed, the bar in the norms' own units.
+    assert panel.norm_map.isVisible() and panel.norm_bar.isVisible()
+    recorded = np.asarray(window.session.capture.extras["token_norms"])[-1, 1:].reshape(4, 4)
+    np.testing.assert_allclose(panel.norm_values, recorded, rtol=1e-6)
+    np.testing.assert_allclose(panel.norm_values / recorded.max(), grid, rtol=1e-5)
+    pixels = panel.norm_map.pixels
+    from inspector.core.postprocess import colorize
+
+    top = colorize(np.ones((1, 1), np.float32), "viridis")[0, 0]
+    np.testing.assert_array_equal(pixels[PLANT], top)
+    assert panel.norm_bar.scale.hi == pytest.approx(float(recorded.max()), rel=1e-6)
+    assert [(b.rect().y(), b.rect().x()) for b in panel._boxes] == [PLANT]
+    # Every layer's norms below: the planted patch is red in each of the three layers, the
+    # dots are the recorded norms (log10), the shown layer is marked.
+    plot = panel.profile_plot
+    assert plot.isVisible() and plot.outlier_count == 3
+    all_norms = np.asarray(window.session.capture.extras["token_norms"])[:, 1:]  # (3, 16)
+    _, ys = plot.dots.getData()
+    np.testing.assert_allclose(np.sort(ys), np.sort(np.log10(all_norms).reshape(-1)), rtol=1e-5)
+    assert plot.marker.value() == 2 and plot.marker.isVisible()
     # A user picks the outlier (Enter on the list): it becomes the query token.
     panel.outlier_list.setFocus()
     panel.outlier_list.setCurrentRow(0)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..token_norm import OUTLIER_Z, token_norm_map
+from ..token_norm import OUTLIER_Z, NormProfile, TokenNormView, norm_profile, token_norm_map
 from . import registry
 from ._common import SaliencyError
 
@@ -36,6 +36,31 @@ def capture_token_norms(capture: Any) -> np.ndarray:
     return np.asarray(norms, dtype=np.float64)
 
 
+def capture_norm_view(capture: Any, *, layer: int = -1, z: float = OUTLIER_Z) -> TokenNormView:
+    """One layer's patch-token norms as a ``(rows, cols)`` grid, with its outliers.
+
+    Raises:
+        SaliencyError: the capture has no token norms, or ``layer`` is out of range.
+    """
+    try:
+        return token_norm_map(capture_token_norms(capture), _layout(capture), layer=layer, z=z)
+    except ValueError as exc:
+        raise SaliencyError(str(exc)) from exc
+
+
+def capture_norm_profile(capture: Any, *, z: float = OUTLIER_Z) -> NormProfile:
+    """Every layer's patch-token norms with its median and outlier bound (the GUI's per-layer
+    view of where the artefacts appear).
+
+    Raises:
+        SaliencyError: the capture has no token norms.
+    """
+    try:
+        return norm_profile(capture_token_norms(capture), _layout(capture), z=z)
+    except ValueError as exc:
+        raise SaliencyError(str(exc)) from exc
+
+
 def capture_outliers(capture: Any, *, layer: int = -1, z: float = OUTLIER_Z) -> dict:
     """What a file records about a capture's high-norm tokens (``explain --method token-norm``
     JSON, the GUI's list): the rule, the layer, its outliers and the prefix tokens' norms.
@@ -44,7 +69,7 @@ def capture_outliers(capture: Any, *, layer: int = -1, z: float = OUTLIER_Z) -> 
         SaliencyError: the capture has no token norms (the adapter does not record them).
     """
     layout = _layout(capture)
-    view = token_norm_map(capture_token_norms(capture), layout, layer=layer, z=z)
+    view = capture_norm_view(capture, layer=layer, z=z)
     return {
         "rule": "robust z = (norm - median) / (1.4826 * MAD) over the layer's patch tokens "
         f"> {z:g}",
