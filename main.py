@@ -14,4 +14,4 @@ gc.disable()
 from inspector.gui.app import main  # noqa: E402 - after gc.disable(), on purpose
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(hold_gc=True))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from inspector.gui import gc_guard
 from inspector.paths import (  # noqa: F401 - re-exported for tests and scripts
     DEFAULT_CHECKPOINT,
     REPO_ROOT,
@@ -46,8 +47,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None, hold_gc: bool = False) -> int:
+    """Run the app. ``hold_gc`` (main.py, which turned the cyclic collector off before its
+    imports): no collection until the first map is painted (``settle_garbage_collector``)."""
+    if hold_gc:
+        gc_guard.set_wanted(False)
+    try:
+        return _run(parse_args(argv), hold_gc)
+    finally:
+        if hold_gc:
+            gc_guard.set_wanted(True)  # --first-map, --screenshot: nothing settled it
+
+
+def _run(args: argparse.Namespace, hold_gc: bool) -> int:
     if args.screenshot is not None:
         # Must be set before the QApplication exists.
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -56,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication, QLabel
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    gc_guard.install()  # collections only from a GUI-thread timer (never off-thread)
     app.setApplicationName("ViT Inspector")
     app.setOrganizationName("ViT Inspector")
     # Something is on screen at once: torch and the window's modules take seconds to import.
@@ -92,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         splash.close()
     if args.first_map:
         return _exit_after_first_map(app, window)
-    if not gc.isenabled():
+    if hold_gc:
         settle_garbage_collector(window)
 
     if args.screenshot is not None:
@@ -124,12 +137,15 @@ def settle_garbage_collector(window, fallback_ms: int = 10_000) -> None:
     or after ``fallback_ms`` when no map comes (no checkpoint or no image)."""
     from PySide6.QtCore import QTimer
 
+    done = [False]
+
     def settle(*_: object) -> None:
-        if gc.isenabled():
+        if done[0]:
             return
+        done[0] = True
         gc.collect()  # start-up's own cyclic garbage, so that freeze() keeps none of it
         gc.freeze()
-        gc.enable()
+        gc_guard.set_wanted(True)  # the GUI thread's timer collects from now on
 
     # A delay, not 0 ms: the overlay's paint event, posted with it, goes first.
     window.overlayUpdated.connect(lambda: QTimer.singleShot(100, settle))

@@ -23,6 +23,8 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
+from . import gc_guard
+
 log = logging.getLogger(__name__)
 
 __all__ = ["BackgroundRunner", "user_message"]
@@ -124,6 +126,7 @@ class BackgroundRunner(QObject):
         # starts with the first job, so a runner that never gets one owns no thread at all.
         thread = self._thread
         self.destroyed.connect(lambda *_: _stop_thread(thread))
+        gc_guard.install()  # no cyclic collection on the worker thread (gc_guard)
         _ALL_THREADS.add(thread)
         app = QCoreApplication.instance()
         if app is not None:

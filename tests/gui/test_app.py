@@ -18,7 +18,7 @@ pytest.importorskip("pytestqt")
 from inspector.core.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from inspector.core.config import Preprocess, preset  # noqa: E402
 from inspector.core.model import VisionTransformer  # noqa: E402
-from inspector.gui import app  # noqa: E402
+from inspector.gui import app, gc_guard  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,30 +93,31 @@ def test_missing_checkpoint_still_renders_with_a_message(qtbot, tmp_path):
 
 
 def test_the_collector_returns_frozen_once_the_first_map_is_painted(qtbot, window, inputs):
-    """main.py starts with the cyclic GC off; the first painted map turns it back on, with
-    start-up's objects frozen, so later full collections no longer walk torch's modules."""
+    """main.py starts with the cyclic GC off; the first painted map turns collection back on
+    (the GUI thread's timer, gc_guard), with start-up's objects frozen, so later full
+    collections no longer walk torch's modules."""
     ck, img = inputs
-    gc.disable()
+    gc_guard.set_wanted(False)  # as app.main does when main.py turned the collector off
     try:
         app.settle_garbage_collector(window, fallback_ms=60_000)
         with qtbot.waitSignal(window.overlayUpdated, timeout=30_000):
             window.open_checkpoint(ck)
             window.open_image(img)
-        assert not gc.isenabled()  # not before the paint that follows the overlay
-        qtbot.waitUntil(gc.isenabled, timeout=5_000)
+        assert not gc_guard.wanted()  # not before the paint that follows the overlay
+        qtbot.waitUntil(gc_guard.wanted, timeout=5_000)
         assert gc.get_freeze_count() > 100_000  # torch alone leaves ~300k tracked objects
         assert len(gc.get_objects()) < gc.get_freeze_count() / 10
     finally:
         gc.unfreeze()
-        gc.enable()
+        gc_guard.set_wanted(True)
 
 
 def test_the_collector_returns_without_a_map_after_the_fallback(qtbot, window):
-    gc.disable()
+    gc_guard.set_wanted(False)
     try:
         app.settle_garbage_collector(window, fallback_ms=50)  # no checkpoint: no map comes
-        qtbot.waitUntil(gc.isenabled, timeout=5_000)
+        qtbot.waitUntil(gc_guard.wanted, timeout=5_000)
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
-        gc.enable()
+        gc_guard.set_wanted(True)
