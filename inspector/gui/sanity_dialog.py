@@ -10,9 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -22,13 +20,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from .sanity_views import FittedFigure, SanityCurves
 from .workers import BackgroundRunner
 
 EXPLANATION = (
@@ -97,17 +95,17 @@ class SanityDialog(QDialog):
         row.addWidget(self.progress, 1)
         row.addWidget(self.cancel_button)
 
-        self.figure = QLabel()
-        self.figure.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        scroll = QScrollArea()
-        scroll.setWidget(self.figure)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumHeight(170)
+        # The figure at the dialog's width (it scrolled sideways at native size and left an
+        # empty band under it); the table and the curves of rho and SSIM side by side under it.
+        self.figure = FittedFigure()
+        self.curves = SanityCurves()
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(
             ["layer randomised (cumulative)", "Spearman ρ", "SSIM"]
         )
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalHeaderLabels(["layer randomised", "Spearman ρ", "SSIM"])
+        self.table.setToolTip("Each row: that layer and every one above it re-initialised")
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
 
@@ -122,11 +120,14 @@ class SanityDialog(QDialog):
         layout.addWidget(about)
         layout.addLayout(row)
         layout.addWidget(self.status)
-        layout.addWidget(scroll, 1)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.figure)
+        results = QHBoxLayout()
+        results.addWidget(self.table, 1)
+        results.addWidget(self.curves, 1)
+        layout.addLayout(results, 1)
         layout.addWidget(self.buttons)
         self.progressed.connect(self._on_progress)
-        self.resize(760, 620)
+        self.resize(820, 660)
 
     # -- running ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -178,10 +179,8 @@ class SanityDialog(QDialog):
                 self.table.setItem(i, col, QTableWidgetItem(text))
         from ..core.sanity import sanity_figure
 
-        figure = np.ascontiguousarray(sanity_figure(result, [self.image.display], cmap=self.cmap))
-        h, w = figure.shape[:2]
-        qimage = QImage(figure.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-        self.figure.setPixmap(QPixmap.fromImage(qimage))
+        self.figure.set_rgb(sanity_figure(result, [self.image.display], cmap=self.cmap))
+        self.curves.set_rows(rows)
         last = rows[-1]
         self.status.setText(
             ("cancelled: " if result.stopped else "done: ")

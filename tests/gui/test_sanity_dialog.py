@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from gui_helpers import loaded
 from PySide6.QtCore import Qt
 
@@ -32,7 +33,19 @@ def test_shortcut_runs_the_cascade_and_saves_the_clis_numbers(qtbot, window, fil
     assert dialog.table.item(0, 0).text() == "original"
     assert dialog.table.item(0, 1).text() == "1.000" and dialog.table.item(0, 2).text() == "1.000"
     assert dialog.progress.value() == dialog.steps
-    assert not dialog.figure.pixmap().isNull() and dialog.figure.pixmap().width() > 96 * rows
+    assert not dialog.figure.pixmap().isNull()
+    # The figure fits the dialog's width (no sideways scrolling), aspect kept, and the
+    # curves are the table's numbers.
+    fig, src = dialog.figure.pixmap(), dialog.figure.source
+    assert fig.width() <= dialog.figure.width() and src.width() > 96 * rows
+    assert abs(fig.height() / fig.width() - src.height() / src.width()) < 0.02
+    assert dialog.figure.height() >= fig.height()
+    _, rho = dialog.curves.rho.getData()
+    _, ssim = dialog.curves.ssim.getData()
+    np.testing.assert_allclose(
+        ssim, [float(dialog.table.item(i, 2).text()) for i in range(rows)], atol=5e-4
+    )
+    assert rho[0] == pytest.approx(1.0) and len(ssim) == rows
     # The randomised model explains something else: the last step's map is not the first.
     assert not np.allclose(result.maps[-1], result.maps[0])
     # Save, then the CLI on the same checkpoint, image and settings: the same scores.
