@@ -39,7 +39,8 @@ def test_shortcut_runs_the_cascade_and_saves_the_clis_numbers(qtbot, window, fil
     fig, src = dialog.figure.pixmap(), dialog.figure.source
     assert fig.width() <= dialog.figure.width() and src.width() > 96 * rows
     assert abs(fig.height() / fig.width() - src.height() / src.width()) < 0.02
-    assert dialog.figure.height() >= fig.height()
+    # The label grows to the figure's height once the dialog's layout has run.
+    qtbot.waitUntil(lambda: dialog.figure.height() >= dialog.figure.pixmap().height(), timeout=5000)
     _, rho = dialog.curves.rho.getData()
     _, ssim = dialog.curves.ssim.getData()
     np.testing.assert_allclose(
