@@ -86,10 +86,6 @@ class MapFrame(QWidget):
         used = view.width() + (bar.width() + self.GAP if not self.color_bar.isHidden() else 0)
         return max(0, self.width() - 4 - used)
 
-    def view_rect(self) -> QRect:
-        """Where the image view goes in a frame of this size (also what ``_relayout`` sets)."""
-        return self._geometry()[0]
-
     def _geometry(self) -> tuple[QRect, QRect, QRect, QRect]:
         """(view, colour bar, caption, notice) rectangles for the frame's current size."""
         width, height = self.width() - 4, self.height() - 2  # a little air at the right/bottom

@@ -139,7 +139,7 @@ class WindowLayout:
         panel = w.panels["training"]
         least = panel.form_widget.sizeHint().width() + 400
         width = w.explorer_dock.width() + w.map_frame.spare_width()
-        return int(max(least, min(width, 0.6 * w.width())))
+        return int(min(max(least, width), 0.6 * w.width()))
 
     def give_spare_width(self) -> None:
         """Widen the head/layer dock by the bands the first image leaves beside it (a square
