@@ -31,12 +31,13 @@ from inspector.core.postprocess import colorize
 from .cell_focus import CellFocus
 from .color_bar import ColorBar
 from .entropy_plot import EntropyPlot
+from .static_plot import PLOT_BACKGROUND
 
 __all__ = ["AttentionGrid", "GridLayout"]
 
 PAD = 1  # pixels between cells (in map pixels)
 GAP = 3  # extra gap before the fused / rollout columns
-BACKGROUND = (32, 33, 36)
+BACKGROUND = PLOT_BACKGROUND  # the grid, its enlarged cell and its plots share one grey
 FOCUS_MIN_HEIGHT = 140  # below this the enlarged cell is hidden and the grid takes the dock
 ENTROPY_MIN_HEIGHT = 130  # the entropy plot shows when this much is left under the cell
 UNLIMITED = 16_777_215  # QWIDGETSIZE_MAX
@@ -128,7 +129,7 @@ class AttentionGrid(QWidget):
         # side dock would otherwise be mostly empty around a grid that fits its width.
         self.focus = CellFocus(BACKGROUND)
         self.focus.hide()
-        self.entropy_plot = EntropyPlot(BACKGROUND)
+        self.entropy_plot = EntropyPlot()
         self.entropy_plot.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)

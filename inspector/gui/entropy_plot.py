@@ -11,26 +11,19 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
+
+from .static_plot import StaticPlot
 
 __all__ = ["EntropyPlot"]
 
 
-class EntropyPlot(pg.PlotWidget):
+class EntropyPlot(StaticPlot):
     """``set_entropy((L, H) nats, log T)``; ``set_layer(layer | None)`` marks a layer."""
 
-    def __init__(self, background: tuple[int, int, int], parent: QWidget | None = None) -> None:
-        super().__init__(parent, background=QColor(*background))
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Head entropy per layer", "nats", "layer", parent)
         item = self.getPlotItem()
-        item.setMenuEnabled(False)
-        item.hideButtons()
-        item.setMouseEnabled(False, False)
-        item.setTitle("Head entropy per layer", color=(200, 200, 200), size="9pt")
-        for name, text in (("left", "nats"), ("bottom", "layer")):
-            ax = item.getAxis(name)
-            ax.setLabel(text, color=(200, 200, 200))
-            ax.setTextPen(pg.mkPen((200, 200, 200)))
         self.heads = pg.ScatterPlotItem(
             size=6, pen=pg.mkPen(None), brush=pg.mkBrush(120, 190, 255, 170)
         )

@@ -12,30 +12,21 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
 from inspector.core.token_norm import NormProfile
 
+from .static_plot import StaticPlot
+
 __all__ = ["NormProfilePlot"]
 
-TEXT = (200, 200, 200)
 
-
-class NormProfilePlot(pg.PlotWidget):
+class NormProfilePlot(StaticPlot):
     """``set_profile(NormProfile | None, layer)``: the dots, the median, the bound."""
 
-    def __init__(self, background: tuple[int, int, int], parent: QWidget | None = None) -> None:
-        super().__init__(parent, background=QColor(*background))
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Patch-token norm per layer", "log10 norm", "layer", parent)
         item = self.getPlotItem()
-        item.setMenuEnabled(False)
-        item.hideButtons()
-        item.setMouseEnabled(False, False)
-        item.setTitle("Patch-token norm per layer", color=TEXT, size="9pt")
-        for name, text in (("left", "log10 norm"), ("bottom", "layer")):
-            ax = item.getAxis(name)
-            ax.setLabel(text, color=TEXT)
-            ax.setTextPen(pg.mkPen(TEXT))
         self.dots = pg.ScatterPlotItem(size=4, pen=pg.mkPen(None))
         self.median = pg.PlotCurveItem(pen=pg.mkPen((255, 200, 80), width=2))
         self.bound = pg.PlotCurveItem(pen=pg.mkPen((255, 90, 90), style=Qt.PenStyle.DashLine))

@@ -86,7 +86,7 @@ class TokensPanel(QWidget):
         # list alone was an empty white box for a clean layer.
         self.norm_map = CellFocus(BACKGROUND)
         self.norm_map.setMinimumHeight(120)
-        self.profile_plot = NormProfilePlot(BACKGROUND)
+        self.profile_plot = NormProfilePlot()
         self.norm_bar = ColorBar(Qt.Orientation.Horizontal)
         self.norm_values: np.ndarray | None = None  # (rows, cols) norms as shown
         self._boxes: list[QGraphicsRectItem] = []

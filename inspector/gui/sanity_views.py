@@ -11,14 +11,12 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
-from .attention_grid import BACKGROUND
+from .static_plot import PLOT_TEXT, StaticPlot
 
 __all__ = ["FittedFigure", "SanityCurves"]
-
-TEXT = (200, 200, 200)
 MAX_ZOOM = 2.0  # never blown up further: the tiles are small maps, not photographs
 
 
@@ -69,23 +67,17 @@ class FittedFigure(QLabel):
             )
 
 
-class SanityCurves(pg.PlotWidget):
+class SanityCurves(StaticPlot):
     """ρ and SSIM per step; the x axis names the layer randomised last (its index when the
     names would not fit)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background=QColor(*BACKGROUND))
+        super().__init__(
+            "Similarity to the trained model's map", "similarity", "randomised up to", parent
+        )
         item = self.getPlotItem()
-        item.setMenuEnabled(False)
-        item.hideButtons()
-        item.setMouseEnabled(False, False)
-        item.setTitle("Similarity to the trained model's map", color=TEXT, size="9pt")
-        for name, text in (("left", "similarity"), ("bottom", "randomised up to")):
-            ax = item.getAxis(name)
-            ax.setLabel(text, color=TEXT)
-            ax.setTextPen(pg.mkPen(TEXT))
         item.setYRange(-1.0, 1.0)
-        legend = item.addLegend(offset=(-10, -10), labelTextColor=TEXT)
+        legend = item.addLegend(offset=(-10, -10), labelTextColor=PLOT_TEXT)
         sym = {"symbol": "o", "symbolSize": 6}
         self.rho = item.plot(
             name="Spearman ρ", pen=pg.mkPen("#1f77b4", width=2), symbolBrush="#1f77b4", **sym

@@ -199,9 +199,9 @@ class WindowViews:
             panel.set_registers(None)
             self.w.show_error(f"Cannot show the registers: {user_message(exc)}")
         try:
-            report = capture_outliers(cap, layer=s.map.layer)
-            norms = capture_norm_view(cap, layer=s.map.layer).map
-            panel.set_outliers(report, "", norms, s.colormap, capture_norm_profile(cap))
+            view = capture_norm_view(cap, layer=s.map.layer)
+            report = capture_outliers(cap, layer=s.map.layer, view=view)
+            panel.set_outliers(report, "", view.map, s.colormap, capture_norm_profile(cap))
         except Exception as exc:  # noqa: BLE001 - e.g. Swin records no token norms
             panel.set_outliers(None, user_message(exc))
 

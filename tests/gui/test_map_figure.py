@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from gui_helpers import loaded  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from inspector.core.colorscale import scale_of  # noqa: E402
@@ -29,7 +30,7 @@ def _settle(qtbot, window, w: int, h: int) -> None:
 
 def _canvas_share(view) -> float:
     """Share of the view's pixels that are its bare background (bands, a dark frame)."""
-    img = view.grab().toImage().convertToFormat(view.grab().toImage().Format.Format_RGB888)
+    img = view.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
     w, h, stride = img.width(), img.height(), img.bytesPerLine()
     rgb = np.frombuffer(img.constBits(), np.uint8).reshape(h, stride)[:, : 3 * w]
     rgb = rgb.reshape(h, w, 3).astype(int)

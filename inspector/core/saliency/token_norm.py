@@ -61,15 +61,19 @@ def capture_norm_profile(capture: Any, *, z: float = OUTLIER_Z) -> NormProfile:
         raise SaliencyError(str(exc)) from exc
 
 
-def capture_outliers(capture: Any, *, layer: int = -1, z: float = OUTLIER_Z) -> dict:
+def capture_outliers(
+    capture: Any, *, layer: int = -1, z: float = OUTLIER_Z, view: TokenNormView | None = None
+) -> dict:
     """What a file records about a capture's high-norm tokens (``explain --method token-norm``
     JSON, the GUI's list): the rule, the layer, its outliers and the prefix tokens' norms.
+    ``view``: that layer's :func:`capture_norm_view` when the caller has it already.
 
     Raises:
         SaliencyError: the capture has no token norms (the adapter does not record them).
     """
     layout = _layout(capture)
-    view = capture_norm_view(capture, layer=layer, z=z)
+    if view is None:
+        view = capture_norm_view(capture, layer=layer, z=z)
     return {
         "rule": "robust z = (norm - median) / (1.4826 * MAD) over the layer's patch tokens "
         f"> {z:g}",
